@@ -1,0 +1,302 @@
+//! The configuration exactly as written in YAML (and as the operator renders it).
+//! Field names are camelCase; unknown keys are refused by serde.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: RawServer,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<RawPeer>,
+    /// Global option scope (outermost).
+    #[serde(default, skip_serializing_if = "OptionValues::is_empty")]
+    pub options: OptionValues,
+    /// Subnet option scopes, for subnets that several pools share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<RawSubnet>,
+    #[serde(default)]
+    pub pools: Vec<RawPool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawServer {
+    pub interfaces: Vec<String>,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_port: Option<u16>,
+    /// Seconds between sweeps that reclaim expired leases (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim_interval: Option<u32>,
+    /// Seconds a declined address stays abandoned (default 86400, as Kea).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline_probation_period: Option<u32>,
+    /// Seconds an offered address is held for the client (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_hold_time: Option<u32>,
+    /// NAK requests for addresses that are wrong for the client's network (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authoritative: Option<bool>,
+}
+
+fn default_data_dir() -> String {
+    "/var/lib/dhcpair".to_string()
+}
+
+/// A failover relationship (the failover issue gives it behaviour).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPeer {
+    pub name: String,
+    pub role: Role,
+    pub address: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub peer_address: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_delay: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unacked_updates: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balance_max_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mclt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hba: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_partner_down: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lease_misbalance: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lease_ownership: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_balance: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_balance: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Primary,
+    Secondary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSubnet {
+    pub subnet: Ipv4Net,
+    #[serde(default, skip_serializing_if = "OptionValues::is_empty")]
+    pub options: OptionValues,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPool {
+    pub name: String,
+    pub subnet: Ipv4Net,
+    #[serde(default)]
+    pub ranges: Vec<RawRange>,
+    #[serde(default, skip_serializing_if = "OptionValues::is_empty")]
+    pub options: OptionValues,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_lease_time: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_lease_time: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lease_time: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<Permit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<Permit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reservations: Vec<RawReservation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_peer: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRange {
+    pub start: Ipv4Addr,
+    pub end: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawReservation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_address: Option<String>,
+    /// Option 61 as hex bytes, e.g. `01:52:54:00:12:34:56`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    pub ip_address: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "OptionValues::is_empty")]
+    pub options: OptionValues,
+}
+
+/// ISC's permit list entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Permit {
+    KnownClients,
+    UnknownClients,
+    DynamicBootpClients,
+}
+
+/// DHCP options of one scope. Named options for the common ones, anything else by code.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OptionValues {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_mask: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routers: Option<Vec<Ipv4Addr>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_name_servers: Option<Vec<Ipv4Addr>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast_address: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ntp_servers: Option<Vec<Ipv4Addr>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_search: Option<Vec<String>>,
+    /// Any other option, by code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom: Vec<CustomOption>,
+}
+
+impl OptionValues {
+    pub fn is_empty(&self) -> bool {
+        *self == OptionValues::default()
+    }
+
+    /// `inner` overrides `self` field by field; custom options override by code.
+    pub fn overlay(&self, inner: &OptionValues) -> OptionValues {
+        let mut custom = self.custom.clone();
+        for c in &inner.custom {
+            custom.retain(|o| o.code != c.code);
+            custom.push(c.clone());
+        }
+        OptionValues {
+            subnet_mask: inner.subnet_mask.or(self.subnet_mask),
+            routers: inner.routers.clone().or_else(|| self.routers.clone()),
+            domain_name_servers: inner
+                .domain_name_servers
+                .clone()
+                .or_else(|| self.domain_name_servers.clone()),
+            domain_name: inner.domain_name.clone().or_else(|| self.domain_name.clone()),
+            broadcast_address: inner.broadcast_address.or(self.broadcast_address),
+            ntp_servers: inner.ntp_servers.clone().or_else(|| self.ntp_servers.clone()),
+            domain_search: inner
+                .domain_search
+                .clone()
+                .or_else(|| self.domain_search.clone()),
+            custom,
+        }
+    }
+}
+
+/// An option by code with exactly one typed value (`ip`, `ips`, `text`, `u8`, `u16`, `u32`,
+/// `bool`) or raw `hex` bytes (`"0a:0b"` or `"0a0b"`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomOption {
+    pub code: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ips: Option<Vec<Ipv4Addr>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u8: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u16: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u32: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bool: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hex: Option<String>,
+}
+
+impl CustomOption {
+    /// The option's payload bytes, or why it has none.
+    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        if let Some(ip) = self.ip {
+            values.push(ip.octets().to_vec());
+        }
+        if let Some(ips) = &self.ips {
+            values.push(ips.iter().flat_map(|i| i.octets()).collect());
+        }
+        if let Some(t) = &self.text {
+            values.push(t.as_bytes().to_vec());
+        }
+        if let Some(v) = self.u8 {
+            values.push(vec![v]);
+        }
+        if let Some(v) = self.u16 {
+            values.push(v.to_be_bytes().to_vec());
+        }
+        if let Some(v) = self.u32 {
+            values.push(v.to_be_bytes().to_vec());
+        }
+        if let Some(v) = self.bool {
+            values.push(vec![u8::from(v)]);
+        }
+        if let Some(h) = &self.hex {
+            values.push(parse_hex(h)?);
+        }
+        match values.len() {
+            1 => {
+                let v = values.remove(0);
+                if v.len() > 255 {
+                    Err(format!("value is {} bytes, at most 255 fit", v.len()))
+                } else {
+                    Ok(v)
+                }
+            }
+            0 => Err("needs exactly one of ip, ips, text, u8, u16, u32, bool, hex".into()),
+            _ => Err("has more than one value; give exactly one of ip, ips, text, u8, u16, u32, bool, hex".into()),
+        }
+    }
+}
+
+/// Parse `"01:02:0a"`, `"01-02-0a"` or `"01020a"` into bytes.
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let digits: String = s.chars().filter(|c| !matches!(c, ':' | '-' | ' ')).collect();
+    if digits.is_empty() || digits.len() % 2 != 0 {
+        return Err(format!("{s:?} is not an even number of hex digits"));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            digits
+                .get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+                .ok_or_else(|| format!("{s:?} is not hex"))
+        })
+        .collect()
+}
