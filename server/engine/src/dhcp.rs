@@ -1,0 +1,648 @@
+//! DHCP decisions (RFC 2131 §4.3): one request in, one [`Decision`] out.
+
+use std::net::Ipv4Addr;
+
+use dhcpair_config::{ClientFacts, Config, OptionValues, Pool, ReservationKey};
+use dhcpair_wire::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode};
+
+use crate::lease::{BindingState, ClientKey, Lease, Time};
+use crate::table::Table;
+
+/// A lease that never ends (BOOTP, RFC 2131 §4.3 "infinite").
+pub const FOREVER: Time = i64::MAX as Time;
+
+/// Where the arrival interface is: its IPv4 addresses (the shell reads them at start).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival<'a> {
+    pub interface_addrs: &'a [Ipv4Addr],
+}
+
+/// Where a reply goes (RFC 2131 §4.1). The shell maps these to socket addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// To the relay agent's server port.
+    Relay(Ipv4Addr),
+    /// Unicast to the client's address, client port.
+    Client(Ipv4Addr),
+    /// Limited broadcast on the arrival interface, client port.
+    Broadcast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub msg: Message,
+    pub dest: Destination,
+    /// Option 82 exactly as received, to be echoed last (RFC 3046 §2.2).
+    pub relay_agent_info: Option<Vec<u8>>,
+}
+
+/// Why a packet got no answer. Labels for metrics come from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// No configured subnet for the link (or relay) the packet came from.
+    NoSubnet,
+    /// The client selected another server, or a message carries another server's id.
+    OtherServer,
+    /// Every permitted pool on the link is exhausted.
+    NoFreeAddress,
+    /// A permit list refuses the client everywhere on the link.
+    NotPermitted,
+    /// A REQUEST without an address to confirm, or other missing fields.
+    Malformed,
+    /// A message type servers do not receive (OFFER, ACK, ...).
+    UnexpectedType,
+    /// Non-authoritative: a wrong request is ignored rather than NAKed.
+    NotAuthoritative,
+    /// RELEASE/DECLINE for an address the client does not hold.
+    NoMatchingLease,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NoSubnet => "no_subnet",
+            DropReason::OtherServer => "other_server",
+            DropReason::NoFreeAddress => "no_free_address",
+            DropReason::NotPermitted => "not_permitted",
+            DropReason::Malformed => "malformed",
+            DropReason::UnexpectedType => "unexpected_type",
+            DropReason::NotAuthoritative => "not_authoritative",
+            DropReason::NoMatchingLease => "no_matching_lease",
+        }
+    }
+}
+
+/// What happened to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Offer,
+    Ack,
+    Nak,
+    InformAck,
+    Released,
+    Declined,
+    BootpReply,
+    Dropped(DropReason),
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Offer => "offer",
+            Outcome::Ack => "ack",
+            Outcome::Nak => "nak",
+            Outcome::InformAck => "inform_ack",
+            Outcome::Released => "released",
+            Outcome::Declined => "declined",
+            Outcome::BootpReply => "bootp_reply",
+            Outcome::Dropped(r) => r.as_str(),
+        }
+    }
+}
+
+/// The engine's answer to one request. The shell persists `persist` (if any) and only then
+/// sends `reply`: an ACK never leaves before its lease is durable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub reply: Option<Reply>,
+    pub persist: Option<Lease>,
+}
+
+impl Decision {
+    fn drop(r: DropReason) -> Decision {
+        Decision { outcome: Outcome::Dropped(r), reply: None, persist: None }
+    }
+}
+
+/// Why a requested address cannot be confirmed (becomes a NAK when authoritative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    WrongNetwork,
+    NotOurs,
+    TakenByAnother,
+    ReservedForAnother,
+    NotPermitted,
+    Abandoned,
+}
+
+impl Refusal {
+    fn message(self) -> &'static str {
+        match self {
+            Refusal::WrongNetwork => "address is not on this network",
+            Refusal::NotOurs => "address is not in any pool",
+            Refusal::TakenByAnother => "address is leased to another client",
+            Refusal::ReservedForAnother => "address is reserved for another client",
+            Refusal::NotPermitted => "client is not permitted in this pool",
+            Refusal::Abandoned => "address is abandoned",
+        }
+    }
+}
+
+/// Facts derived once per request.
+struct Ctx<'a> {
+    msg: &'a Message,
+    client: ClientKey,
+    /// Pools on the client's network (its shared network), in config order.
+    pools: Vec<usize>,
+    server_id: Ipv4Addr,
+    relay_agent_info: Option<Vec<u8>>,
+    /// The client's reservation, if any: (pool, index).
+    reservation: Option<(usize, usize)>,
+}
+
+/// Option 61 if present and non-empty, else hardware type + chaddr (RFC 2131 §4.2).
+pub fn client_key(msg: &Message) -> ClientKey {
+    if let Some(DhcpOption::ClientIdentifier(id)) = msg.opts().get(OptionCode::ClientIdentifier) {
+        if !id.is_empty() {
+            return ClientKey::ClientId(id.clone());
+        }
+    }
+    ClientKey::Hardware { htype: u8::from(msg.htype()), chaddr: msg.chaddr().to_vec() }
+}
+
+fn requested_ip(msg: &Message) -> Option<Ipv4Addr> {
+    match msg.opts().get(OptionCode::RequestedIpAddress) {
+        Some(DhcpOption::RequestedIpAddress(ip)) if !ip.is_unspecified() => Some(*ip),
+        _ => None,
+    }
+}
+
+fn server_identifier(msg: &Message) -> Option<Ipv4Addr> {
+    match msg.opts().get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
+        _ => None,
+    }
+}
+
+fn nonzero(ip: Ipv4Addr) -> Option<Ipv4Addr> {
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// The DHCP half of the engine: config, lease table, decisions.
+#[derive(Debug)]
+pub struct Dhcp {
+    pub(crate) config: Config,
+    pub(crate) table: Table,
+}
+
+impl Dhcp {
+    pub fn new(config: Config, rows: Vec<Lease>) -> Dhcp {
+        let table = Table::new(&config, rows);
+        Dhcp { config, table }
+    }
+
+    /// RFC 2131 §4.3.1 / ISC `locate_network`: the relay's address if relayed, the client's
+    /// address if it has one in a configured subnet, else the arrival interface's subnets.
+    fn network_pools(&self, msg: &Message, arrival: &Arrival) -> Vec<usize> {
+        let pools = &self.config.pools;
+        let find = |ip: Ipv4Addr| pools.iter().position(|p| p.subnet.contains(&ip));
+        let anchor = if let Some(g) = nonzero(msg.giaddr()) {
+            find(g)
+        } else {
+            nonzero(msg.ciaddr())
+                .and_then(find)
+                .or_else(|| arrival.interface_addrs.iter().find_map(|a| find(*a)))
+        };
+        let Some(anchor) = anchor else { return Vec::new() };
+        let link = &pools[anchor].shared_network;
+        (0..pools.len()).filter(|i| &pools[*i].shared_network == link).collect()
+    }
+
+    fn reservation_of(&self, msg: &Message, client: &ClientKey) -> Option<(usize, usize)> {
+        if let ClientKey::ClientId(id) = client {
+            if let Some(r) = self.table.reserved_key.get(&ReservationKey::ClientId(id.clone())) {
+                return Some(*r);
+            }
+        }
+        if msg.htype() == HType::Eth && msg.chaddr().len() == 6 {
+            let mut mac = [0u8; 6];
+            mac.copy_from_slice(msg.chaddr());
+            return self.table.reserved_key.get(&ReservationKey::HardwareAddress(mac)).copied();
+        }
+        None
+    }
+
+    /// Handle one decoded request that arrived on a server port.
+    pub fn handle_request(
+        &mut self,
+        now: Time,
+        arrival: &Arrival,
+        msg: &Message,
+        relay_agent_info: Option<Vec<u8>>,
+    ) -> Decision {
+        let pools = self.network_pools(msg, arrival);
+        if pools.is_empty() {
+            return Decision::drop(DropReason::NoSubnet);
+        }
+        let client = client_key(msg);
+        let reservation = self.reservation_of(msg, &client);
+        let server_id = self.config.server.server_id.unwrap_or_else(|| {
+            // The interface address inside the client's network, else the first one.
+            let first = arrival.interface_addrs.first().copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
+            arrival
+                .interface_addrs
+                .iter()
+                .copied()
+                .find(|a| pools.iter().any(|p| self.config.pools[*p].subnet.contains(a)))
+                .unwrap_or(first)
+        });
+        let cx = Ctx { msg, client, pools, server_id, relay_agent_info, reservation };
+        match msg.opts().msg_type() {
+            None => self.handle_bootp(now, &cx),
+            Some(MessageType::Discover) => self.handle_discover(now, &cx),
+            Some(MessageType::Request) => self.handle_dhcp_request(now, &cx),
+            Some(MessageType::Decline) => self.handle_decline(now, &cx),
+            Some(MessageType::Release) => self.handle_release(now, &cx),
+            Some(MessageType::Inform) => self.handle_inform(&cx),
+            Some(_) => Decision::drop(DropReason::UnexpectedType),
+        }
+    }
+
+    fn facts(&self, cx: &Ctx, bootp: bool) -> ClientFacts {
+        ClientFacts { known: cx.reservation.is_some(), bootp }
+    }
+
+    fn permitted(&self, pool: usize, facts: ClientFacts) -> bool {
+        self.config.pools[pool].permits.permits(facts)
+    }
+
+    /// Is `ip` usable by this client right now? Ok(pool index of the address).
+    fn check_address(&self, now: Time, cx: &Ctx, ip: Ipv4Addr, bootp: bool) -> Result<usize, Refusal> {
+        let pools = &self.config.pools;
+        if !cx.pools.iter().any(|p| pools[*p].subnet.contains(&ip)) {
+            return Err(Refusal::WrongNetwork);
+        }
+        if let Some((rp, ri)) = cx.reservation {
+            let res = &pools[rp].reservations[ri];
+            if cx.pools.contains(&rp) {
+                return if res.ip == ip { Ok(rp) } else { Err(Refusal::ReservedForAnother) };
+            }
+        }
+        if self.table.reserved_ip.contains_key(&ip) {
+            return Err(Refusal::ReservedForAnother);
+        }
+        let pool = match self.table.pool_of(ip) {
+            Some(p) if cx.pools.contains(&p) => p,
+            _ => return Err(Refusal::NotOurs),
+        };
+        if let Some(l) = self.table.leases.get(&ip) {
+            match l.state {
+                BindingState::Abandoned => return Err(Refusal::Abandoned),
+                BindingState::Active if l.ends > now && l.client.as_ref() != Some(&cx.client) => {
+                    return Err(Refusal::TakenByAnother)
+                }
+                BindingState::Backup | BindingState::Reset => return Err(Refusal::NotOurs),
+                _ => {}
+            }
+        }
+        if let Some(o) = self.table.offers.get(&ip) {
+            if o.client != cx.client && o.expires > now {
+                return Err(Refusal::TakenByAnother);
+            }
+        }
+        if !self.permitted(pool, self.facts(cx, bootp)) {
+            return Err(Refusal::NotPermitted);
+        }
+        Ok(pool)
+    }
+
+    /// RFC 2131 §4.3.1 address choice: reservation, the client's current or previous
+    /// binding, its pending offer, the address it asks for, then a free one.
+    fn choose_address(&self, now: Time, cx: &Ctx, bootp: bool) -> Result<(Ipv4Addr, usize), DropReason> {
+        if let Some((rp, ri)) = cx.reservation {
+            if cx.pools.contains(&rp) {
+                let ip = self.config.pools[rp].reservations[ri].ip;
+                return Ok((ip, rp));
+            }
+        }
+        let candidates = [
+            self.table.by_client.get(&cx.client).copied(),
+            self.table.offer_by_client.get(&cx.client).copied(),
+            requested_ip(cx.msg),
+        ];
+        for ip in candidates.into_iter().flatten() {
+            if let Ok(p) = self.check_address(now, cx, ip, bootp) {
+                return Ok((ip, p));
+            }
+        }
+        let facts = self.facts(cx, bootp);
+        let mut any_permitted = false;
+        for &p in &cx.pools {
+            if !self.permitted(p, facts) {
+                continue;
+            }
+            any_permitted = true;
+            if let Some(ip) = self.table.pick_free(p) {
+                return Ok((ip, p));
+            }
+        }
+        Err(if any_permitted { DropReason::NoFreeAddress } else { DropReason::NotPermitted })
+    }
+
+    fn lease_time(&self, pool: usize, msg: &Message) -> u32 {
+        let t = self.config.pools[pool].lease_times;
+        match msg.opts().get(OptionCode::AddressLeaseTime) {
+            Some(DhcpOption::AddressLeaseTime(req)) => (*req).clamp(t.min, t.max),
+            _ => t.default,
+        }
+    }
+
+    fn handle_discover(&mut self, now: Time, cx: &Ctx) -> Decision {
+        let (ip, pool) = match self.choose_address(now, cx, false) {
+            Ok(x) => x,
+            Err(r) => return Decision::drop(r),
+        };
+        let hold = Time::from(self.config.server.offer_hold_time);
+        self.table.hold_offer(ip, cx.client.clone(), now + hold);
+        let secs = self.lease_time(pool, cx.msg);
+        let reply = self.lease_reply(cx, MessageType::Offer, ip, pool, Some(secs));
+        Decision { outcome: Outcome::Offer, reply: Some(reply), persist: None }
+    }
+
+    /// REQUEST in SELECTING, INIT-REBOOT, RENEWING or REBINDING (RFC 2131 §4.3.2).
+    fn handle_dhcp_request(&mut self, now: Time, cx: &Ctx) -> Decision {
+        if let Some(sid) = server_identifier(cx.msg) {
+            if sid != cx.server_id {
+                // SELECTING another server's offer: ours is free again.
+                self.table.drop_offer_of(&cx.client);
+                return Decision::drop(DropReason::OtherServer);
+            }
+        }
+        let Some(ip) = requested_ip(cx.msg).or_else(|| nonzero(cx.msg.ciaddr())) else {
+            return Decision::drop(DropReason::Malformed);
+        };
+        let pool = match self.check_address(now, cx, ip, false) {
+            Ok(p) => p,
+            Err(refusal) => return self.nak(cx, refusal),
+        };
+        let secs = self.lease_time(pool, cx.msg);
+        let lease = self.bind(now, cx, ip, pool, Time::from(secs));
+        let reply = self.lease_reply(cx, MessageType::Ack, ip, pool, Some(secs));
+        Decision { outcome: Outcome::Ack, reply: Some(reply), persist: Some(lease) }
+    }
+
+    /// Record an active binding in the table and return the row to persist.
+    fn bind(&mut self, now: Time, cx: &Ctx, ip: Ipv4Addr, pool: usize, secs: Time) -> Lease {
+        self.table.drop_offer_of(&cx.client);
+        let prev = self.table.leases.get(&ip);
+        let same_client = prev.is_some_and(|l| l.client.as_ref() == Some(&cx.client) && l.is_active_at(now));
+        let starts = if same_client { prev.map_or(now, |l| l.starts) } else { now };
+        let hostname = match cx.msg.opts().get(OptionCode::Hostname) {
+            Some(DhcpOption::Hostname(h)) => Some(h.clone()),
+            _ => None,
+        };
+        let lease = Lease {
+            ip,
+            state: BindingState::Active,
+            client: Some(cx.client.clone()),
+            htype: u8::from(cx.msg.htype()),
+            chaddr: cx.msg.chaddr().to_vec(),
+            hostname,
+            pool: self.config.pools[pool].name.clone(),
+            starts,
+            ends: now.saturating_add(secs).min(FOREVER),
+            tstp: 0,
+            tsfp: 0,
+            atsfp: 0,
+            cltt: now,
+        };
+        self.table.put(lease.clone());
+        lease
+    }
+
+    fn nak(&self, cx: &Ctx, refusal: Refusal) -> Decision {
+        if !self.config.server.authoritative {
+            return Decision::drop(DropReason::NotAuthoritative);
+        }
+        let mut m = self.reply_header(cx, MessageType::Nak);
+        m.opts_mut().insert(DhcpOption::Message(refusal.message().to_string()));
+        // RFC 2131 §4.1: NAKs are broadcast when there is no relay; relays get the broadcast bit.
+        let dest = match nonzero(cx.msg.giaddr()) {
+            Some(g) => {
+                m.set_flags(Flags::default().set_broadcast());
+                Destination::Relay(g)
+            }
+            None => Destination::Broadcast,
+        };
+        Decision {
+            outcome: Outcome::Nak,
+            reply: Some(Reply { msg: m, dest, relay_agent_info: cx.relay_agent_info.clone() }),
+            persist: None,
+        }
+    }
+
+    fn handle_release(&mut self, now: Time, cx: &Ctx) -> Decision {
+        let ip = cx.msg.ciaddr();
+        match self.table.leases.get(&ip) {
+            Some(l) if l.client.as_ref() == Some(&cx.client) && l.is_active_at(now) => {
+                let mut l = l.clone();
+                l.state = BindingState::Released;
+                l.ends = now;
+                l.cltt = now;
+                self.table.put(l.clone());
+                Decision { outcome: Outcome::Released, reply: None, persist: Some(l) }
+            }
+            _ => Decision::drop(DropReason::NoMatchingLease),
+        }
+    }
+
+    /// DECLINE (RFC 2131 §4.3.3): the address is in use by someone unknown; keep it out of
+    /// use for the probation period.
+    fn handle_decline(&mut self, now: Time, cx: &Ctx) -> Decision {
+        if server_identifier(cx.msg).is_some_and(|s| s != cx.server_id) {
+            return Decision::drop(DropReason::OtherServer);
+        }
+        let Some(ip) = requested_ip(cx.msg) else {
+            return Decision::drop(DropReason::Malformed);
+        };
+        match self.table.leases.get(&ip) {
+            Some(l) if l.client.as_ref() == Some(&cx.client) && l.state == BindingState::Active => {
+                let mut l = l.clone();
+                l.state = BindingState::Abandoned;
+                l.ends = now + Time::from(self.config.server.decline_probation_period);
+                l.cltt = now;
+                self.table.put(l.clone());
+                Decision { outcome: Outcome::Declined, reply: None, persist: Some(l) }
+            }
+            _ => Decision::drop(DropReason::NoMatchingLease),
+        }
+    }
+
+    /// INFORM (RFC 2131 §4.3.5): configuration only, no lease, no lease time.
+    fn handle_inform(&self, cx: &Ctx) -> Decision {
+        let pool = cx.reservation.map(|(p, _)| p).filter(|p| cx.pools.contains(p)).unwrap_or_else(|| {
+            let ci = cx.msg.ciaddr();
+            cx.pools
+                .iter()
+                .copied()
+                .find(|p| self.config.pools[*p].subnet.contains(&ci))
+                .unwrap_or(cx.pools[0])
+        });
+        let mut m = self.reply_header(cx, MessageType::Ack);
+        self.add_options(cx, &mut m, pool);
+        let dest = match (nonzero(cx.msg.giaddr()), nonzero(cx.msg.ciaddr())) {
+            (Some(g), _) => Destination::Relay(g),
+            (None, Some(c)) => Destination::Client(c),
+            (None, None) => Destination::Broadcast,
+        };
+        Decision {
+            outcome: Outcome::InformAck,
+            reply: Some(Reply { msg: m, dest, relay_agent_info: cx.relay_agent_info.clone() }),
+            persist: None,
+        }
+    }
+
+    /// BOOTP (RFC 951, RFC 1497): reservations always; dynamic addresses only where a pool
+    /// allows `dynamicBootpClients`, with an infinite lease.
+    fn handle_bootp(&mut self, now: Time, cx: &Ctx) -> Decision {
+        let (ip, pool) = match self.choose_address(now, cx, true) {
+            Ok(x) => x,
+            Err(r) => return Decision::drop(r),
+        };
+        let lease = self.bind(now, cx, ip, pool, FOREVER);
+        let mut m = self.reply_header(cx, MessageType::Ack);
+        m.opts_mut().remove(OptionCode::MessageType);
+        m.opts_mut().remove(OptionCode::ServerIdentifier);
+        m.set_yiaddr(ip);
+        self.add_options(cx, &mut m, pool);
+        let dest = self.lease_destination(cx);
+        Decision {
+            outcome: Outcome::BootpReply,
+            reply: Some(Reply { msg: m, dest, relay_agent_info: cx.relay_agent_info.clone() }),
+            persist: Some(lease),
+        }
+    }
+
+    fn reply_header(&self, cx: &Ctx, kind: MessageType) -> Message {
+        let req = cx.msg;
+        let mut m = Message::default();
+        m.set_opcode(Opcode::BootReply)
+            .set_htype(req.htype())
+            .set_chaddr(req.chaddr())
+            .set_xid(req.xid())
+            .set_flags(req.flags())
+            .set_giaddr(req.giaddr());
+        m.opts_mut().insert(DhcpOption::MessageType(kind));
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(cx.server_id));
+        m
+    }
+
+    /// RFC 2131 §4.1 for OFFER and ACK.
+    fn lease_destination(&self, cx: &Ctx) -> Destination {
+        let m = cx.msg;
+        if let Some(g) = nonzero(m.giaddr()) {
+            Destination::Relay(g)
+        } else if let Some(c) = nonzero(m.ciaddr()) {
+            Destination::Client(c)
+        } else {
+            // Without ARP injection a raw unicast to an unconfigured client is not possible;
+            // RFC 2131 §4.1 allows broadcast in that case.
+            Destination::Broadcast
+        }
+    }
+
+    fn lease_reply(&self, cx: &Ctx, kind: MessageType, ip: Ipv4Addr, pool: usize, secs: Option<u32>) -> Reply {
+        let mut m = self.reply_header(cx, kind);
+        m.set_yiaddr(ip);
+        if kind == MessageType::Ack {
+            m.set_ciaddr(cx.msg.ciaddr());
+        }
+        if let Some(s) = secs {
+            m.opts_mut().insert(DhcpOption::AddressLeaseTime(s));
+            // RFC 2131 §4.4.5 defaults: T1 = 0.5, T2 = 0.875 of the lease.
+            m.opts_mut().insert(DhcpOption::Renewal(s / 2));
+            m.opts_mut().insert(DhcpOption::Rebinding((u64::from(s) * 7 / 8) as u32));
+        }
+        self.add_options(cx, &mut m, pool);
+        Reply { msg: m, dest: self.lease_destination(cx), relay_agent_info: cx.relay_agent_info.clone() }
+    }
+
+    /// Configured options, innermost scope winning, limited to the parameter request list
+    /// when the client sent one (RFC 2132 §9.8).
+    fn add_options(&self, cx: &Ctx, m: &mut Message, pool: usize) {
+        let p: &Pool = &self.config.pools[pool];
+        let res = cx
+            .reservation
+            .filter(|(rp, _)| *rp == pool)
+            .map(|(rp, ri)| &self.config.pools[rp].reservations[ri]);
+        let merged;
+        let opts: &OptionValues = match res {
+            Some(r) if !r.options.is_empty() => {
+                merged = p.options.overlay(&r.options);
+                &merged
+            }
+            _ => &p.options,
+        };
+        let prl: Option<&Vec<OptionCode>> = match cx.msg.opts().get(OptionCode::ParameterRequestList) {
+            Some(DhcpOption::ParameterRequestList(l)) => Some(l),
+            _ => None,
+        };
+        let wanted = |code: OptionCode| prl.is_none_or(|l| l.contains(&code));
+        let out = m.opts_mut();
+        let mut put = |o: DhcpOption| {
+            if wanted(OptionCode::from(&o)) {
+                out.insert(o);
+            }
+        };
+        if let Some(v) = opts.subnet_mask {
+            put(DhcpOption::SubnetMask(v));
+        }
+        if let Some(v) = &opts.routers {
+            put(DhcpOption::Router(v.clone()));
+        }
+        if let Some(v) = &opts.domain_name_servers {
+            put(DhcpOption::DomainNameServer(v.clone()));
+        }
+        if let Some(v) = &opts.domain_name {
+            put(DhcpOption::DomainName(v.clone()));
+        }
+        if let Some(v) = opts.broadcast_address {
+            put(DhcpOption::BroadcastAddr(v));
+        }
+        if let Some(v) = &opts.ntp_servers {
+            put(DhcpOption::NtpServers(v.clone()));
+        }
+        if let Some(list) = &opts.domain_search {
+            let names: Vec<_> = list.iter().filter_map(|d| d.parse().ok()).collect();
+            put(DhcpOption::DomainSearch(names));
+        }
+        if let Some(h) = res.and_then(|r| r.hostname.as_ref()) {
+            put(DhcpOption::Hostname(h.clone()));
+        }
+        for c in &opts.custom {
+            if let Ok(bytes) = c.bytes() {
+                let code = OptionCode::from(c.code);
+                put(DhcpOption::Unknown(dhcpair_wire::v4::UnknownOption::new(code, bytes)));
+            }
+        }
+    }
+
+    /// Reclaim expired leases and finished probations; forget stale offers.
+    /// Returns the rows to persist.
+    pub fn handle_reclaim(&mut self, now: Time) -> Vec<Lease> {
+        self.table.expire_offers(now);
+        let due: Vec<Ipv4Addr> = self
+            .table
+            .leases
+            .values()
+            .filter(|l| {
+                l.ends <= now && matches!(l.state, BindingState::Active | BindingState::Abandoned)
+            })
+            .map(|l| l.ip)
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        for ip in due {
+            let Some(mut l) = self.table.leases.get(&ip).cloned() else { continue };
+            if l.state == BindingState::Abandoned {
+                l.state = BindingState::Free;
+                l.client = None;
+            } else {
+                l.state = BindingState::Expired;
+            }
+            self.table.put(l.clone());
+            out.push(l);
+        }
+        out
+    }
+}

@@ -1,0 +1,465 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::net::Ipv4Addr;
+
+use dhcpair_config::Config;
+use dhcpair_wire::v4::{DhcpOption, Flags, Message, MessageType, OptionCode};
+
+use super::*;
+
+const CONF: &str = r#"
+server: {interfaces: [eth0], serverId: 10.0.0.2, offerHoldTime: 30}
+options: {domainName: example.org}
+pools:
+  - name: lan
+    subnet: 10.0.0.0/24
+    ranges: [{start: 10.0.0.100, end: 10.0.0.102}]
+    options: {routers: [10.0.0.1], domainNameServers: [10.0.0.53]}
+    defaultLeaseTime: 600
+    minLeaseTime: 60
+    maxLeaseTime: 3600
+    deny: [dynamicBootpClients]
+    reservations:
+      - {hardwareAddress: "52:54:00:00:00:aa", ipAddress: 10.0.0.10, hostname: fixed, options: {domainName: fixed.example.org}}
+  - name: relayed
+    subnet: 10.1.0.0/24
+    ranges: [{start: 10.1.0.50, end: 10.1.0.59}]
+  - name: known-only
+    subnet: 10.2.0.0/24
+    ranges: [{start: 10.2.0.50, end: 10.2.0.59}]
+    deny: [unknownClients]
+    reservations:
+      - {hardwareAddress: "52:54:00:00:00:bb", ipAddress: 10.2.0.5}
+  - name: shared-a
+    subnet: 10.3.0.0/24
+    sharedNetwork: office
+    ranges: [{start: 10.3.0.10, end: 10.3.0.10}]
+  - name: shared-b
+    subnet: 10.4.0.0/24
+    sharedNetwork: office
+    ranges: [{start: 10.4.0.10, end: 10.4.0.11}]
+  - name: bootp
+    subnet: 10.5.0.0/24
+    ranges: [{start: 10.5.0.10, end: 10.5.0.11}]
+    allow: [dynamicBootpClients]
+"#;
+
+const LAN: [Ipv4Addr; 1] = [Ipv4Addr::new(10, 0, 0, 2)];
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const T0: Time = 1_700_000_000;
+
+fn engine() -> Engine {
+    Engine::new(Config::from_yaml("t", CONF).unwrap(), Vec::new())
+}
+
+fn mac(n: u8) -> [u8; 6] {
+    [0x52, 0x54, 0, 0, 0, n]
+}
+
+fn packet(kind: Option<MessageType>, mac: [u8; 6]) -> Message {
+    let z = Ipv4Addr::UNSPECIFIED;
+    let mut m = Message::new_with_id(7, z, z, z, z, &mac);
+    if let Some(k) = kind {
+        m.opts_mut().insert(DhcpOption::MessageType(k));
+    }
+    m
+}
+
+fn with(mut m: Message, o: DhcpOption) -> Message {
+    m.opts_mut().insert(o);
+    m
+}
+
+fn handle(e: &mut Engine, now: Time, m: &Message) -> Decision {
+    e.handle_request(now, &Arrival { interface_addrs: &LAN }, m, None)
+}
+
+fn offer(e: &mut Engine, now: Time, mac: [u8; 6]) -> Ipv4Addr {
+    let d = handle(e, now, &packet(Some(MessageType::Discover), mac));
+    assert_eq!(d.outcome, Outcome::Offer, "{d:?}");
+    assert!(d.persist.is_none(), "offers are not persisted");
+    d.reply.unwrap().msg.yiaddr()
+}
+
+fn select(e: &mut Engine, now: Time, mac: [u8; 6], ip: Ipv4Addr) -> Decision {
+    let m = with(
+        with(packet(Some(MessageType::Request), mac), DhcpOption::ServerIdentifier(SERVER)),
+        DhcpOption::RequestedIpAddress(ip),
+    );
+    handle(e, now, &m)
+}
+
+fn lease(e: &mut Engine, now: Time, mac: [u8; 6]) -> Ipv4Addr {
+    let ip = offer(e, now, mac);
+    let d = select(e, now, mac, ip);
+    assert_eq!(d.outcome, Outcome::Ack, "{d:?}");
+    ip
+}
+
+fn opt<'a>(m: &'a Message, c: OptionCode) -> Option<&'a DhcpOption> {
+    m.opts().get(c)
+}
+
+#[test]
+fn discover_offers_a_free_address_with_the_configured_options() {
+    let mut e = engine();
+    let d = handle(&mut e, T0, &packet(Some(MessageType::Discover), mac(1)));
+    let r = d.reply.unwrap();
+    assert_eq!(r.msg.yiaddr(), Ipv4Addr::new(10, 0, 0, 100));
+    assert_eq!(r.dest, Destination::Broadcast);
+    assert_eq!(opt(&r.msg, OptionCode::MessageType), Some(&DhcpOption::MessageType(MessageType::Offer)));
+    assert_eq!(opt(&r.msg, OptionCode::ServerIdentifier), Some(&DhcpOption::ServerIdentifier(SERVER)));
+    assert_eq!(opt(&r.msg, OptionCode::Router), Some(&DhcpOption::Router(vec![Ipv4Addr::new(10, 0, 0, 1)])));
+    assert_eq!(opt(&r.msg, OptionCode::SubnetMask), Some(&DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0))));
+    assert_eq!(opt(&r.msg, OptionCode::DomainName), Some(&DhcpOption::DomainName("example.org".into())));
+    assert_eq!(opt(&r.msg, OptionCode::AddressLeaseTime), Some(&DhcpOption::AddressLeaseTime(600)));
+    assert_eq!(opt(&r.msg, OptionCode::Renewal), Some(&DhcpOption::Renewal(300)));
+    assert_eq!(opt(&r.msg, OptionCode::Rebinding), Some(&DhcpOption::Rebinding(525)));
+}
+
+#[test]
+fn a_selecting_request_is_acked_and_the_lease_must_be_persisted() {
+    let mut e = engine();
+    let ip = offer(&mut e, T0, mac(1));
+    let d = select(&mut e, T0 + 1, mac(1), ip);
+    assert_eq!(d.outcome, Outcome::Ack);
+    let l = d.persist.unwrap();
+    assert_eq!((l.ip, l.state, l.starts, l.ends), (ip, BindingState::Active, T0 + 1, T0 + 601));
+    assert_eq!(l.pool, "lan");
+    assert_eq!(e.lease(ip), Some(&l));
+}
+
+#[test]
+fn two_clients_discovering_at_once_get_different_offers() {
+    let mut e = engine();
+    let a = offer(&mut e, T0, mac(1));
+    let b = offer(&mut e, T0, mac(2));
+    assert_ne!(a, b);
+    // A repeated DISCOVER gets the same offer back.
+    assert_eq!(offer(&mut e, T0 + 1, mac(1)), a);
+}
+
+#[test]
+fn a_returning_client_gets_its_previous_address_after_release_and_expiry() {
+    let mut e = engine();
+    let a = lease(&mut e, T0, mac(1));
+    let _ = lease(&mut e, T0, mac(2));
+    let rel = with(packet(Some(MessageType::Release), mac(1)), DhcpOption::ServerIdentifier(SERVER));
+    let mut rel = rel;
+    rel.set_ciaddr(a);
+    let d = handle(&mut e, T0 + 5, &rel);
+    assert_eq!(d.outcome, Outcome::Released);
+    assert_eq!(d.persist.unwrap().state, BindingState::Released);
+    assert_eq!(offer(&mut e, T0 + 10, mac(1)), a);
+}
+
+#[test]
+fn the_requested_address_is_offered_when_it_is_free() {
+    let mut e = engine();
+    let m = with(packet(Some(MessageType::Discover), mac(1)), DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 102)));
+    assert_eq!(handle(&mut e, T0, &m).reply.unwrap().msg.yiaddr(), Ipv4Addr::new(10, 0, 0, 102));
+}
+
+#[test]
+fn init_reboot_for_another_network_is_nakked_by_broadcast() {
+    let mut e = engine();
+    let m = with(packet(Some(MessageType::Request), mac(1)), DhcpOption::RequestedIpAddress(Ipv4Addr::new(192, 168, 1, 5)));
+    let d = handle(&mut e, T0, &m);
+    assert_eq!(d.outcome, Outcome::Nak);
+    let r = d.reply.unwrap();
+    assert_eq!(r.dest, Destination::Broadcast);
+    assert_eq!(r.msg.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    assert!(d.persist.is_none());
+}
+
+#[test]
+fn init_reboot_for_an_address_leased_to_another_client_is_nakked() {
+    let mut e = engine();
+    let a = lease(&mut e, T0, mac(1));
+    let m = with(packet(Some(MessageType::Request), mac(2)), DhcpOption::RequestedIpAddress(a));
+    assert_eq!(handle(&mut e, T0 + 1, &m).outcome, Outcome::Nak);
+}
+
+#[test]
+fn renewing_extends_the_lease_and_answers_by_unicast_to_ciaddr() {
+    let mut e = engine();
+    let a = lease(&mut e, T0, mac(1));
+    let mut m = packet(Some(MessageType::Request), mac(1));
+    m.set_ciaddr(a);
+    let d = handle(&mut e, T0 + 300, &m);
+    assert_eq!(d.outcome, Outcome::Ack);
+    assert_eq!(d.reply.as_ref().unwrap().dest, Destination::Client(a));
+    assert_eq!(d.reply.unwrap().msg.ciaddr(), a);
+    let l = d.persist.unwrap();
+    assert_eq!((l.starts, l.ends), (T0, T0 + 900));
+}
+
+#[test]
+fn requested_lease_time_is_honoured_within_min_and_max() {
+    let mut e = engine();
+    let ip = offer(&mut e, T0, mac(1));
+    let req = |secs| {
+        with(
+            with(with(packet(Some(MessageType::Request), mac(1)), DhcpOption::ServerIdentifier(SERVER)), DhcpOption::RequestedIpAddress(ip)),
+            DhcpOption::AddressLeaseTime(secs),
+        )
+    };
+    let ends = |d: Decision| d.persist.unwrap().ends - T0;
+    assert_eq!(ends(handle(&mut e, T0, &req(120))), 120);
+    assert_eq!(ends(handle(&mut e, T0, &req(5))), 60);
+    assert_eq!(ends(handle(&mut e, T0, &req(999_999))), 3600);
+}
+
+#[test]
+fn the_parameter_request_list_limits_the_options_sent() {
+    let mut e = engine();
+    let m = with(packet(Some(MessageType::Discover), mac(1)), DhcpOption::ParameterRequestList(vec![OptionCode::Router]));
+    let r = handle(&mut e, T0, &m).reply.unwrap().msg;
+    assert!(opt(&r, OptionCode::Router).is_some());
+    assert!(opt(&r, OptionCode::DomainNameServer).is_none());
+    assert!(opt(&r, OptionCode::DomainName).is_none());
+    assert!(opt(&r, OptionCode::AddressLeaseTime).is_some(), "lease time is always sent");
+}
+
+#[test]
+fn decline_abandons_the_address_until_probation_ends() {
+    let mut e = engine();
+    let a = lease(&mut e, T0, mac(1));
+    let m = with(
+        with(packet(Some(MessageType::Decline), mac(1)), DhcpOption::RequestedIpAddress(a)),
+        DhcpOption::ServerIdentifier(SERVER),
+    );
+    let d = handle(&mut e, T0 + 1, &m);
+    assert_eq!(d.outcome, Outcome::Declined);
+    assert_eq!(d.persist.unwrap().state, BindingState::Abandoned);
+    // Neither the decliner nor anyone else gets it while abandoned.
+    for n in 1..=2 {
+        let ip = lease(&mut e, T0 + 2, mac(n + 10));
+        assert_ne!(ip, a);
+    }
+    let d = handle(&mut e, T0 + 2, &packet(Some(MessageType::Discover), mac(1)));
+    assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoFreeAddress));
+    let m = with(packet(Some(MessageType::Request), mac(1)), DhcpOption::RequestedIpAddress(a));
+    assert_eq!(handle(&mut e, T0 + 3, &m).outcome, Outcome::Nak);
+    assert_eq!(e.pool_stats(T0 + 3)[0].abandoned, 1);
+    // After the probation period (86400 s by default) the sweep frees it.
+    let rows = e.handle_reclaim(T0 + 1 + 86_400);
+    assert!(rows.iter().any(|l| l.ip == a && l.state == BindingState::Free));
+}
+
+#[test]
+fn inform_gets_options_without_an_address_or_lease_time() {
+    let mut e = engine();
+    let mut m = packet(Some(MessageType::Inform), mac(1));
+    m.set_ciaddr(Ipv4Addr::new(10, 0, 0, 33));
+    let d = handle(&mut e, T0, &m);
+    assert_eq!(d.outcome, Outcome::InformAck);
+    assert!(d.persist.is_none());
+    let r = d.reply.unwrap();
+    assert_eq!(r.dest, Destination::Client(Ipv4Addr::new(10, 0, 0, 33)));
+    assert_eq!(r.msg.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    assert!(opt(&r.msg, OptionCode::AddressLeaseTime).is_none());
+    assert!(opt(&r.msg, OptionCode::Router).is_some());
+}
+
+#[test]
+fn a_reserved_mac_gets_its_fixed_address_with_its_own_options() {
+    let mut e = engine();
+    let r = handle(&mut e, T0, &packet(Some(MessageType::Discover), [0x52, 0x54, 0, 0, 0, 0xaa])).reply.unwrap().msg;
+    assert_eq!(r.yiaddr(), Ipv4Addr::new(10, 0, 0, 10));
+    assert_eq!(opt(&r, OptionCode::DomainName), Some(&DhcpOption::DomainName("fixed.example.org".into())));
+    assert_eq!(opt(&r, OptionCode::Hostname), Some(&DhcpOption::Hostname("fixed".into())));
+    // Nobody else may take it.
+    let m = with(packet(Some(MessageType::Request), mac(1)), DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 10)));
+    assert_eq!(handle(&mut e, T0, &m).outcome, Outcome::Nak);
+}
+
+fn relayed(kind: MessageType, mac: [u8; 6], giaddr: Ipv4Addr) -> Message {
+    let mut m = packet(Some(kind), mac);
+    m.set_giaddr(giaddr);
+    m
+}
+
+#[test]
+fn giaddr_selects_the_subnet_and_the_reply_goes_to_the_relay_with_option_82() {
+    let mut e = engine();
+    let g = Ipv4Addr::new(10, 1, 0, 1);
+    let rai = vec![82, 6, 1, 4, b'p', b'o', b'r', b't'];
+    let d = e.handle_request(T0, &Arrival { interface_addrs: &LAN }, &relayed(MessageType::Discover, mac(1), g), Some(rai.clone()));
+    let r = d.reply.unwrap();
+    assert_eq!(r.dest, Destination::Relay(g));
+    assert_eq!(r.msg.giaddr(), g);
+    assert!((50..=59).contains(&r.msg.yiaddr().octets()[3]) && r.msg.yiaddr().octets()[..3] == [10, 1, 0]);
+    assert_eq!(r.relay_agent_info, Some(rai));
+}
+
+#[test]
+fn a_relay_with_no_configured_subnet_is_dropped() {
+    let mut e = engine();
+    let d = handle(&mut e, T0, &relayed(MessageType::Discover, mac(1), Ipv4Addr::new(172, 16, 0, 1)));
+    assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoSubnet));
+}
+
+#[test]
+fn a_deny_unknown_clients_pool_serves_only_known_clients() {
+    let mut e = engine();
+    let g = Ipv4Addr::new(10, 2, 0, 1);
+    let d = handle(&mut e, T0, &relayed(MessageType::Discover, mac(1), g));
+    assert_eq!(d.outcome, Outcome::Dropped(DropReason::NotPermitted));
+    let d = handle(&mut e, T0, &relayed(MessageType::Discover, [0x52, 0x54, 0, 0, 0, 0xbb], g));
+    assert_eq!(d.reply.unwrap().msg.yiaddr(), Ipv4Addr::new(10, 2, 0, 5));
+}
+
+#[test]
+fn a_shared_network_spills_into_its_second_subnet() {
+    let mut e = engine();
+    let g = Ipv4Addr::new(10, 4, 0, 1);
+    let mut got = Vec::new();
+    for n in 1..=3 {
+        let ip = offer_relayed(&mut e, n, g);
+        got.push(ip);
+    }
+    got.sort();
+    assert_eq!(got, vec![Ipv4Addr::new(10, 3, 0, 10), Ipv4Addr::new(10, 4, 0, 10), Ipv4Addr::new(10, 4, 0, 11)]);
+    let d = handle(&mut e, T0, &relayed(MessageType::Discover, mac(4), g));
+    assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoFreeAddress));
+}
+
+fn offer_relayed(e: &mut Engine, n: u8, g: Ipv4Addr) -> Ipv4Addr {
+    handle(e, T0, &relayed(MessageType::Discover, mac(n), g)).reply.unwrap().msg.yiaddr()
+}
+
+#[test]
+fn an_exhausted_pool_drops_new_clients_but_offers_expire() {
+    let mut e = engine();
+    for n in 1..=3 {
+        offer(&mut e, T0, mac(n));
+    }
+    let d = handle(&mut e, T0, &packet(Some(MessageType::Discover), mac(4)));
+    assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoFreeAddress));
+    e.handle_reclaim(T0 + 31);
+    assert_eq!(handle(&mut e, T0 + 31, &packet(Some(MessageType::Discover), mac(4))).outcome, Outcome::Offer);
+}
+
+#[test]
+fn expired_leases_are_reclaimed_and_reusable() {
+    let mut e = engine();
+    let ips: Vec<_> = (1..=3).map(|n| lease(&mut e, T0, mac(n))).collect();
+    assert_eq!(e.pool_stats(T0)[0].active, 3);
+    assert_eq!(e.pool_stats(T0)[0].free, 0);
+    let rows = e.handle_reclaim(T0 + 601);
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|l| l.state == BindingState::Expired));
+    let s = &e.pool_stats(T0 + 601)[0];
+    assert_eq!((s.active, s.expired, s.free), (0, 3, 3));
+    let ip = lease(&mut e, T0 + 602, mac(9));
+    assert!(ips.contains(&ip));
+}
+
+#[test]
+fn selecting_another_server_frees_our_offer() {
+    let mut e = engine();
+    let ip = offer(&mut e, T0, mac(1));
+    let m = with(
+        with(packet(Some(MessageType::Request), mac(1)), DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 9))),
+        DhcpOption::RequestedIpAddress(ip),
+    );
+    assert_eq!(handle(&mut e, T0, &m).outcome, Outcome::Dropped(DropReason::OtherServer));
+    assert_eq!(offer(&mut e, T0, mac(2)), ip);
+}
+
+#[test]
+fn a_restarted_engine_gives_every_client_its_address_back() {
+    let mut e = engine();
+    let mut rows = Vec::new();
+    let mut held = Vec::new();
+    for n in 1..=3 {
+        let ip = offer(&mut e, T0, mac(n));
+        let d = select(&mut e, T0, mac(n), ip);
+        rows.push(d.persist.unwrap());
+        held.push((n, ip));
+    }
+    let mut e = Engine::new(Config::from_yaml("t", CONF).unwrap(), rows);
+    for (n, ip) in held.into_iter().rev() {
+        let m = with(packet(Some(MessageType::Request), mac(n)), DhcpOption::RequestedIpAddress(ip));
+        assert_eq!(handle(&mut e, T0 + 5, &m).outcome, Outcome::Ack);
+        assert_eq!(offer(&mut e, T0 + 6, mac(n)), ip);
+    }
+}
+
+#[test]
+fn bootp_is_refused_where_denied_and_served_where_allowed() {
+    let mut e = engine();
+    assert_eq!(handle(&mut e, T0, &packet(None, mac(1))).outcome, Outcome::Dropped(DropReason::NotPermitted));
+    let d = handle(&mut e, T0, &relayed_bootp(mac(1)));
+    assert_eq!(d.outcome, Outcome::BootpReply);
+    assert_eq!(d.persist.unwrap().ends, FOREVER);
+    assert!(d.reply.unwrap().msg.opts().msg_type().is_none());
+}
+
+fn relayed_bootp(mac: [u8; 6]) -> Message {
+    let mut m = packet(None, mac);
+    m.set_giaddr(Ipv4Addr::new(10, 5, 0, 1));
+    m
+}
+
+#[test]
+fn client_identifier_takes_precedence_over_the_hardware_address() {
+    let mut e = engine();
+    let id = DhcpOption::ClientIdentifier(vec![1, 2, 3]);
+    let ip = {
+        let d = handle(&mut e, T0, &with(packet(Some(MessageType::Discover), mac(1)), id.clone()));
+        d.reply.unwrap().msg.yiaddr()
+    };
+    // Same client id from another NIC: same offer.
+    let d = handle(&mut e, T0, &with(packet(Some(MessageType::Discover), mac(2)), id));
+    assert_eq!(d.reply.unwrap().msg.yiaddr(), ip);
+}
+
+#[test]
+fn a_relayed_nak_sets_the_broadcast_bit() {
+    let mut e = engine();
+    let m = with(relayed(MessageType::Request, mac(1), Ipv4Addr::new(10, 1, 0, 1)), DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 100)));
+    let r = handle(&mut e, T0, &m).reply.unwrap();
+    assert_eq!(r.dest, Destination::Relay(Ipv4Addr::new(10, 1, 0, 1)));
+    assert_eq!(r.msg.flags(), Flags::default().set_broadcast());
+}
+
+proptest::proptest! {
+    /// Random clients doing random things never hold one address at the same time, and
+    /// every ACKed address is inside the client's pool.
+    #[test]
+    fn no_address_is_ever_acked_to_two_clients_at_once(ops in proptest::collection::vec((0u8..6, 0u8..8, 0u64..400), 1..200)) {
+        let mut e = engine();
+        let mut now = T0;
+        let mut holder: std::collections::HashMap<Ipv4Addr, (u8, Time)> = Default::default();
+        for (op, client, dt) in ops {
+            now += dt;
+            let m = mac(client);
+            let held = holder.iter().find(|(_, (c, end))| *c == client && *end > now).map(|(ip, _)| *ip);
+            let d = match op {
+                0 => handle(&mut e, now, &packet(Some(MessageType::Discover), m)),
+                1 => match handle(&mut e, now, &packet(Some(MessageType::Discover), m)).reply {
+                    Some(r) => select(&mut e, now, m, r.msg.yiaddr()),
+                    None => continue,
+                },
+                2 => { let mut p = packet(Some(MessageType::Request), m); if let Some(ip) = held { p.set_ciaddr(ip); } handle(&mut e, now, &p) }
+                3 => { let mut p = packet(Some(MessageType::Release), m); if let Some(ip) = held { p.set_ciaddr(ip); } handle(&mut e, now, &p) }
+                4 => { e.handle_reclaim(now); continue }
+                _ => handle(&mut e, now, &with(packet(Some(MessageType::Request), m), DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 100 + client % 3)))),
+            };
+            match d.outcome {
+                Outcome::Ack => {
+                    let l = d.persist.unwrap();
+                    if let Some((c, end)) = holder.get(&l.ip) {
+                        proptest::prop_assert!(*c == client || *end <= now, "{} acked to {client} while {c} holds it until {end} (now {now})", l.ip);
+                    }
+                    proptest::prop_assert!((100..=102).contains(&l.ip.octets()[3]));
+                    holder.retain(|_, (c, _)| *c != client);
+                    holder.insert(l.ip, (client, l.ends));
+                }
+                Outcome::Released => { holder.retain(|_, (c, _)| *c != client); }
+                _ => {}
+            }
+        }
+    }
+}
