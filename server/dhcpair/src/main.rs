@@ -1,1 +1,135 @@
-fn main() {}
+//! `dhcpair`: the server binary and its CLI. The thin shell around the sans-IO engine:
+//! sockets, the store writer, timers, HTTP (metrics, health, status) and signals.
+//!
+//! Start reading at [`serve::run`]; the data path is described in ARCHITECTURE.md.
+
+mod http;
+mod metrics;
+mod net;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dhcpair_config::Config;
+use dhcpair_engine::{ClientKey, Lease};
+use dhcpair_store::{LeaseStore, SqliteStore};
+
+#[derive(Debug, Parser)]
+#[command(name = "dhcpair", version, about = "A DHCPv4 server pair with failover")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve DHCP with the given configuration.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration and exit non-zero with the error if it is not valid.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the lease database of a data directory (works while the server runs).
+    Leases {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve::run(&config),
+        Command::Check { config } => check(&config),
+        Command::Leases { data_dir, json } => leases(&data_dir, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dhcpair: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<()> {
+    let c = Config::load(path)?;
+    let addrs: u64 = c.pools.iter().map(|p| p.size()).sum();
+    println!(
+        "{}: ok ({} pools, {} addresses, {} reservations, {} peers)",
+        path.display(),
+        c.pools.len(),
+        addrs,
+        c.pools.iter().map(|p| p.reservations.len()).sum::<usize>(),
+        c.peers.len()
+    );
+    Ok(())
+}
+
+pub(crate) fn db_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("leases.db")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+fn lease_json(l: &Lease) -> serde_json::Value {
+    let client = match &l.client {
+        Some(ClientKey::ClientId(id)) => Some(hex(id)),
+        Some(ClientKey::Hardware { htype, chaddr }) => {
+            let mut v = vec![*htype];
+            v.extend_from_slice(chaddr);
+            Some(hex(&v))
+        }
+        None => None,
+    };
+    serde_json::json!({
+        "ip": l.ip.to_string(),
+        "state": l.state.as_str(),
+        "client": client,
+        "hardwareAddress": hex(&l.chaddr),
+        "hostname": l.hostname,
+        "pool": l.pool,
+        "starts": l.starts,
+        "ends": l.ends,
+        "cltt": l.cltt,
+    })
+}
+
+fn leases(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let path = db_path(data_dir);
+    if !path.exists() {
+        anyhow::bail!("{}: no lease database here", path.display());
+    }
+    let mut store = SqliteStore::open_read_only(&path)?;
+    let snap = store.load()?;
+    if json {
+        let rows: Vec<_> = snap.leases.iter().map(lease_json).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!("{:<16} {:<10} {:<18} {:<12} {:<20} {:>12}", "IP", "STATE", "HARDWARE", "POOL", "HOSTNAME", "ENDS");
+    for l in &snap.leases {
+        let ends = if l.ends >= dhcpair_engine::FOREVER { "never".to_string() } else { l.ends.to_string() };
+        println!(
+            "{:<16} {:<10} {:<18} {:<12} {:<20} {:>12}",
+            l.ip,
+            l.state.as_str(),
+            hex(&l.chaddr),
+            l.pool,
+            l.hostname.as_deref().unwrap_or("-"),
+            ends
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! `dhcpair serve`: wires the engine to sockets, the store writer, timers and HTTP.
+//!
+//! Threads: one receive loop per interface (decode, then queue to the engine), one engine
+//! thread that owns all mutable state, the store writer (group commit; it sends the replies
+//! whose leases it made durable), and a small tokio runtime for HTTP and signals.
+
+use std::net::SocketAddrV4;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use dhcpair_config::Config;
+use dhcpair_engine::{Arrival, Engine, PoolStats, Time};
+use dhcpair_store::{CommitStats, GroupCommitter, LeaseStore, SqliteStore, Write};
+use dhcpair_wire::v4::MessageType;
+use dhcpair_wire::Inbound;
+use tracing::{debug, info, warn};
+
+use crate::http::{PoolStatus, Shared, Status};
+use crate::metrics::{DecodeLabels, Metrics, MsgType, PacketLabels};
+use crate::net::{self, Interface};
+
+/// Writes per group commit at most; more waiting writes go into the next commit.
+const MAX_BATCH: usize = 4096;
+/// Requests waiting for the engine; beyond this new packets are dropped (and counted).
+const QUEUE_DEPTH: usize = 16_384;
+
+enum Input {
+    Packet { iface: usize, inbound: Inbound, received: Instant },
+    Shutdown,
+}
+
+fn unix_now() -> Time {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+pub fn run(path: &Path) -> anyhow::Result<()> {
+    init_tracing();
+    let config = Config::load(path)?;
+    let data_dir = config.server.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let mut store = SqliteStore::open(&crate::db_path(&data_dir))?;
+    let snapshot = store.load()?;
+    info!(leases = snapshot.leases.len(), db = %crate::db_path(&data_dir).display(), "lease database loaded");
+
+    let mut ifaces = Vec::new();
+    for name in &config.server.interfaces {
+        let i = net::open(name, config.server.port)?;
+        info!(interface = %i.name, addrs = ?i.addrs, port = config.server.port, "listening");
+        ifaces.push(Arc::new(i));
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let status = Arc::new(RwLock::new(Status {
+        version: env!("CARGO_PKG_VERSION"),
+        server_id: config.server.server_id.map(|s| s.to_string()),
+        interfaces: config.server.interfaces.clone(),
+        pools: Vec::new(),
+    }));
+
+    let observer_metrics = Arc::clone(&metrics);
+    let committer = GroupCommitter::spawn_with_observer(store, MAX_BATCH, move |s: CommitStats| {
+        observer_metrics.commit_latency.observe(s.duration.as_secs_f64());
+        observer_metrics.commit_batch.observe(s.batch_writes as f64);
+        if !s.ok {
+            observer_metrics.commit_errors.inc();
+        }
+    });
+
+    let engine = Engine::new(config.clone(), snapshot.leases);
+    let (tx, rx) = sync_channel::<Input>(QUEUE_DEPTH);
+    let mut receivers = Vec::new();
+    for (idx, iface) in ifaces.iter().enumerate() {
+        receivers.push(spawn_receiver(idx, Arc::clone(iface), tx.clone(), Arc::clone(&stop), Arc::clone(&metrics))?);
+    }
+    let ports = (config.server.port, config.server.client_port);
+    let worker = EngineThread {
+        engine,
+        rx,
+        committer,
+        ifaces: ifaces.clone(),
+        metrics: Arc::clone(&metrics),
+        status: Arc::clone(&status),
+        ports,
+        reclaim_every: Duration::from_secs(u64::from(config.server.reclaim_interval)),
+        last_pool_log: None,
+    };
+    let engine_thread = std::thread::Builder::new().name("engine".into()).spawn(move || worker.run())?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("http")
+        .build()?;
+    let shared = Shared { metrics, status, ready: Arc::clone(&ready) };
+    let http_addr = config.server.http;
+    rt.block_on(async move {
+        let (sd_tx, sd_rx) = tokio::sync::watch::channel(false);
+        let http = match http_addr {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+                info!(%addr, "http listening");
+                let mut rx = sd_rx.clone();
+                Some(tokio::spawn(async move {
+                    let app = crate::http::router(shared);
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = rx.wait_for(|v| *v).await;
+                        })
+                        .await
+                }))
+            }
+            None => None,
+        };
+        ready.store(true, Ordering::Relaxed);
+        info!("ready");
+        wait_for_signal().await;
+        info!("shutting down");
+        ready.store(false, Ordering::Relaxed);
+        let _ = sd_tx.send(true);
+        if let Some(h) = http {
+            let _ = h.await;
+        }
+        anyhow::Ok(())
+    })?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = tx.send(Input::Shutdown);
+    for r in receivers {
+        let _ = r.join();
+    }
+    let _ = engine_thread.join();
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DHCPAIR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn spawn_receiver(
+    idx: usize,
+    iface: Arc<Interface>,
+    tx: SyncSender<Input>,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let h = std::thread::Builder::new().name(format!("rx-{}", iface.name)).spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        while !stop.load(Ordering::Relaxed) {
+            let n = match iface.socket.recv_from(&mut buf) {
+                Ok((n, _src)) => n,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => continue,
+                Err(e) => {
+                    warn!(interface = %iface.name, error = %e, "receive failed");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
+            let received = Instant::now();
+            match dhcpair_wire::decode_request(&buf[..n]) {
+                Ok(inbound) => match tx.try_send(Input::Packet { iface: idx, inbound, received }) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        metrics.queue_drops.inc();
+                    }
+                    Err(TrySendError::Disconnected(_)) => return,
+                },
+                Err(e) => {
+                    debug!(interface = %iface.name, reason = e.as_str(), "dropped undecodable packet");
+                    metrics.decode_errors.get_or_create(&DecodeLabels { reason: e.as_str() }).inc();
+                }
+            }
+        }
+    })?;
+    Ok(h)
+}
+
+fn msg_type(t: Option<MessageType>) -> MsgType {
+    match t {
+        None => MsgType::bootp,
+        Some(MessageType::Discover) => MsgType::discover,
+        Some(MessageType::Request) => MsgType::request,
+        Some(MessageType::Decline) => MsgType::decline,
+        Some(MessageType::Release) => MsgType::release,
+        Some(MessageType::Inform) => MsgType::inform,
+        Some(_) => MsgType::other,
+    }
+}
+
+/// A reply ready to leave, once its lease (if any) is durable.
+struct Outgoing {
+    iface: Arc<Interface>,
+    to: SocketAddrV4,
+    bytes: Vec<u8>,
+    received: Instant,
+    metrics: Arc<Metrics>,
+}
+
+impl Outgoing {
+    fn send(self) {
+        match self.iface.socket.send_to(&self.bytes, self.to) {
+            Ok(_) => self.metrics.reply_latency.observe(self.received.elapsed().as_secs_f64()),
+            Err(e) => {
+                self.metrics.send_errors.inc();
+                warn!(interface = %self.iface.name, to = %self.to, error = %e, "send failed");
+            }
+        }
+    }
+}
+
+struct EngineThread {
+    engine: Engine,
+    rx: Receiver<Input>,
+    committer: GroupCommitter,
+    ifaces: Vec<Arc<Interface>>,
+    metrics: Arc<Metrics>,
+    status: Arc<RwLock<Status>>,
+    ports: (u16, u16),
+    reclaim_every: Duration,
+    last_pool_log: Option<(Instant, Vec<PoolStats>)>,
+}
+
+impl EngineThread {
+    fn run(mut self) {
+        let tick = Duration::from_secs(1);
+        let mut next_tick = Instant::now();
+        let mut next_reclaim = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                if now >= next_reclaim {
+                    self.reclaim();
+                    next_reclaim = now + self.reclaim_every;
+                }
+                self.publish();
+                next_tick = now + tick;
+            }
+            match self.rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+                Ok(Input::Packet { iface, inbound, received }) => self.handle_packet(iface, inbound, received),
+                Ok(Input::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        // Flush every queued write; the replies waiting on them go out.
+        self.committer.shutdown();
+    }
+
+    fn handle_packet(&mut self, idx: usize, inbound: Inbound, received: Instant) {
+        let Some(iface) = self.ifaces.get(idx).cloned() else { return };
+        let msg = &inbound.msg;
+        let kind = msg.opts().msg_type();
+        let d = self.engine.handle_request(
+            unix_now(),
+            &Arrival { interface_addrs: &iface.addrs },
+            msg,
+            inbound.relay_agent_info.clone(),
+        );
+        self.metrics
+            .packets
+            .get_or_create(&PacketLabels { message_type: msg_type(kind), outcome: d.outcome.as_str() })
+            .inc();
+        debug!(
+            xid = format_args!("{:#010x}", msg.xid()),
+            chaddr = ?msg.chaddr(),
+            giaddr = %msg.giaddr(),
+            r#type = ?kind,
+            outcome = d.outcome.as_str(),
+            "request"
+        );
+        let outgoing = d.reply.and_then(|r| match dhcpair_wire::encode_reply(&r.msg, r.relay_agent_info.as_deref()) {
+            Ok(bytes) => Some(Outgoing {
+                iface,
+                to: net::reply_addr(r.dest, self.ports.0, self.ports.1),
+                bytes,
+                received,
+                metrics: Arc::clone(&self.metrics),
+            }),
+            Err(e) => {
+                warn!(error = %e, "reply not encodable");
+                None
+            }
+        });
+        match (d.persist, outgoing) {
+            // Persist before reply: the ACK leaves only from the writer, after the commit.
+            (Some(lease), Some(out)) => self.committer.submit(
+                vec![Write::Lease(lease)],
+                Box::new(move |r| match r {
+                    Ok(()) => out.send(),
+                    Err(e) => warn!(error = %e, to = %out.to, "lease not durable; reply withheld"),
+                }),
+            ),
+            (Some(lease), None) => self.committer.submit(vec![Write::Lease(lease)], Box::new(|_| {})),
+            (None, Some(out)) => out.send(),
+            (None, None) => {}
+        }
+    }
+
+    fn reclaim(&mut self) {
+        let rows = self.engine.handle_reclaim(unix_now());
+        if rows.is_empty() {
+            return;
+        }
+        info!(leases = rows.len(), "reclaimed expired leases");
+        let writes = rows.into_iter().map(Write::Lease).collect();
+        self.committer.submit(
+            writes,
+            Box::new(|r| {
+                if let Err(e) = r {
+                    warn!(error = %e, "reclaim not persisted; it is retried at the next sweep after restart");
+                }
+            }),
+        );
+    }
+
+    fn publish(&mut self) {
+        let stats = self.engine.pool_stats(unix_now());
+        self.metrics.set_pools(&stats);
+        let changed = self.last_pool_log.as_ref().is_none_or(|(at, prev)| *prev != stats && at.elapsed() >= Duration::from_secs(60));
+        if changed {
+            for s in &stats {
+                // ISC's pool line, so people coming from dhcpd can read our logs.
+                info!(
+                    "pool {} {} total {} free {} backup {} active {} expired {} abandoned {}",
+                    s.name, s.subnet, s.total, s.free, s.backup, s.active, s.expired, s.abandoned
+                );
+            }
+            self.last_pool_log = Some((Instant::now(), stats.clone()));
+        }
+        let pools = stats
+            .into_iter()
+            .map(|s| PoolStatus {
+                name: s.name,
+                subnet: s.subnet,
+                total: s.total,
+                free: s.free,
+                active: s.active,
+                expired: s.expired,
+                released: s.released,
+                abandoned: s.abandoned,
+                backup: s.backup,
+                reserved: s.reserved,
+            })
+            .collect();
+        match self.status.write() {
+            Ok(mut g) => g.pools = pools,
+            Err(p) => p.into_inner().pools = pools,
+        }
+    }
+}
