@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test of dhcpair: lints, unit/property/store tests, the netns e2e scenarios
+# with real DHCP clients, and the benchmark in smoke mode. Needs root (network namespaces).
+# Usage: sudo ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh
+# shellcheck disable=SC1091
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "dependency rules: the pure crates never depend on tokio, sockets or kube"
+for crate in dhcpair-wire dhcpair-config dhcpair-engine; do
+  if cargo tree -p "$crate" -e normal --prefix none | grep -Eq '^(tokio|kube|axum|socket2|nix|rusqlite|anyhow|clap) '; then
+    echo "$crate depends on a forbidden crate:"; cargo tree -p "$crate" -e normal | grep -E 'tokio|kube|axum|socket2|nix|rusqlite|anyhow|clap'
+    exit 1
+  fi
+done
+echo ok
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --workspace --bins --locked
+
+step "tests (unit, property, store battery, e2e with real clients)"
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "benchmark smoke (the script must keep working; no timing is judged here)"
+cargo build --release --locked -p dhcpair -p bench-responder
+./e2e/bench/run.sh --smoke
+
+echo
+echo "all tests passed"
