@@ -157,6 +157,36 @@ pub struct ServerSettings {
     pub decline_probation_period: u32,
     pub offer_hold_time: u32,
     pub authoritative: bool,
+    pub control_token_file: Option<PathBuf>,
+}
+
+pub use raw::Role;
+
+/// A failover relationship (draft-ietf-dhc-failover-12), with ISC dhcpd's defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub name: String,
+    pub role: Role,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    pub peer_address: Ipv4Addr,
+    pub peer_port: u16,
+    /// Seconds without a message before the link is declared down (advertised as receive-timer).
+    pub max_response_delay: u32,
+    /// BNDUPDs the partner may have outstanding towards us (advertised as max-unacked-bndupd).
+    pub max_unacked_updates: u32,
+    /// 0 disables load balancing, as in ISC dhcpd 4.4.
+    pub load_balance_max_seconds: u32,
+    /// Primary only (the secondary learns it from CONNECT).
+    pub mclt: Option<u32>,
+    /// Primary only: the hash bucket assignment, bit set = the primary serves the bucket.
+    pub hba: Option<[u8; 32]>,
+    /// Seconds in COMMUNICATIONS-INTERRUPTED before PARTNER-DOWN; 0 = never.
+    pub auto_partner_down: u32,
+    pub max_lease_misbalance: u32,
+    pub max_lease_ownership: u32,
+    pub min_balance: u32,
+    pub max_balance: u32,
 }
 
 /// A validated configuration.
@@ -164,8 +194,14 @@ pub struct ServerSettings {
 pub struct Config {
     pub server: ServerSettings,
     pub pools: Vec<Pool>,
-    /// Kept for the failover issue; validated for shape only.
-    pub peers: Vec<raw::RawPeer>,
+    pub peers: Vec<Peer>,
+}
+
+impl Config {
+    /// Index of the relationship a pool belongs to.
+    pub fn peer_index(&self, name: &str) -> Option<usize> {
+        self.peers.iter().position(|p| p.name == name)
+    }
 }
 
 impl Config {

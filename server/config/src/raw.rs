@@ -48,6 +48,10 @@ pub struct RawServer {
     /// NAK requests for addresses that are wrong for the client's network (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authoritative: Option<bool>,
+    /// File holding the bearer token of the control API (`POST /v1/...`); the environment
+    /// variable `DHCPAIR_CONTROL_TOKEN` works too. Without either, control is disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_token_file: Option<String>,
 }
 
 fn default_data_dir() -> String {

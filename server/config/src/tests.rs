@@ -115,3 +115,24 @@ fn permit_lists_follow_isc_semantics() {
     assert!(!deny_unknown.permits(ClientFacts { known: false, bootp: false }));
     assert!(deny_unknown.permits(ClientFacts { known: true, bootp: false }));
 }
+
+#[test]
+fn a_primary_needs_mclt_and_split_and_split_becomes_isc_hba() {
+    let peer = |extra: &str| {
+        GOOD.replace("peers: []", &format!("peers: [{{name: a, role: primary, address: 10.0.0.2, peerAddress: 10.0.0.3{extra}}}]"))
+    };
+    assert!(err_of(&peer(", split: 128")).contains("peers[0].mclt: the primary needs mclt"));
+    assert!(err_of(&peer(", mclt: 300")).contains("peers[0].split: the primary needs split"));
+    let c = Config::from_yaml("t", &peer(", mclt: 300, split: 4")).unwrap();
+    let p = &c.peers[0];
+    assert_eq!((p.port, p.peer_port, p.max_response_delay, p.max_unacked_updates), (647, 647, 20, 100));
+    let mut want = [0u8; 32];
+    want[0] = 0x0f;
+    assert_eq!(p.hba, Some(want));
+}
+
+#[test]
+fn a_pool_must_name_an_existing_failover_peer() {
+    let text = GOOD.replace("name: lan\n", "name: lan\n    failoverPeer: nope\n");
+    assert!(err_of(&text).contains("pools[0].failoverPeer: no peer named \"nope\""));
+}

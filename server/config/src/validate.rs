@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::raw::{self, RawConfig, RawPool, Role};
 use crate::{
-    Config, ConfigError, LeaseTimes, PermitList, Pool, Range, Reservation, ReservationKey,
+    Config, ConfigError, LeaseTimes, Peer, PermitList, Pool, Range, Reservation, ReservationKey,
     ServerSettings,
 };
 
@@ -31,7 +31,7 @@ impl Ctx<'_> {
 pub fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigError> {
     let cx = Ctx { file };
     let server = validate_server(&cx, &raw.server)?;
-    validate_peers(&cx, &raw.peers)?;
+    let peers = validate_peers(&cx, &raw.peers)?;
     validate_options(&cx, "options", &raw.options)?;
 
     let mut subnet_opts: HashMap<ipnet::Ipv4Net, raw::OptionValues> = HashMap::new();
@@ -73,11 +73,7 @@ pub fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         }
     }
     cross_check_pools(&cx, &pools)?;
-    Ok(Config {
-        server,
-        pools,
-        peers: raw.peers,
-    })
+    Ok(Config { server, pools, peers })
 }
 
 fn validate_server(cx: &Ctx, s: &raw::RawServer) -> Result<ServerSettings, ConfigError> {
@@ -116,10 +112,21 @@ fn validate_server(cx: &Ctx, s: &raw::RawServer) -> Result<ServerSettings, Confi
         decline_probation_period: s.decline_probation_period.unwrap_or(86_400),
         offer_hold_time: s.offer_hold_time.unwrap_or(30),
         authoritative: s.authoritative.unwrap_or(true),
+        control_token_file: s.control_token_file.as_ref().map(PathBuf::from),
     })
 }
 
-fn validate_peers(cx: &Ctx, peers: &[raw::RawPeer]) -> Result<(), ConfigError> {
+/// ISC's split: buckets 0..n-1 (bit b = byte b>>3, mask 1<<(b&7)) are the primary's.
+fn split_hba(n: u16) -> [u8; 32] {
+    let mut hba = [0u8; 32];
+    for b in 0..usize::from(n.min(256)) {
+        hba[b >> 3] |= 1 << (b & 7);
+    }
+    hba
+}
+
+fn validate_peers(cx: &Ctx, peers: &[raw::RawPeer]) -> Result<Vec<Peer>, ConfigError> {
+    let mut out = Vec::new();
     let mut names = HashSet::new();
     for (i, p) in peers.iter().enumerate() {
         let f = format!("peers[{i}]");
@@ -151,8 +158,57 @@ fn validate_peers(cx: &Ctx, peers: &[raw::RawPeer]) -> Result<(), ConfigError> {
         if p.address == p.peer_address && p.port == p.peer_port {
             return Err(cx.err(format!("{f}.peerAddress"), "peer address and port equal our own"));
         }
+        let mut hba = None;
+        if p.role == Role::Primary {
+            if p.mclt.is_none() {
+                return Err(cx.err(format!("{f}.mclt"), "the primary needs mclt (seconds), as in ISC dhcpd"));
+            }
+            hba = match (p.split, &p.hba) {
+                (Some(n), None) => Some(split_hba(n)),
+                (None, Some(h)) => raw::parse_hex(h).ok().and_then(|b| b.try_into().ok()),
+                _ => return Err(cx.err(format!("{f}.split"), "the primary needs split (0-256) or hba, as in ISC dhcpd")),
+            };
+        }
+        let max_response_delay = p.max_response_delay.unwrap_or(20);
+        if max_response_delay < 3 {
+            return Err(cx.err(format!("{f}.maxResponseDelay"), "must be at least 3 seconds (the partner sends CONTACT every third of it)"));
+        }
+        let max_unacked_updates = p.max_unacked_updates.unwrap_or(100);
+        if max_unacked_updates == 0 {
+            return Err(cx.err(format!("{f}.maxUnackedUpdates"), "must be at least 1"));
+        }
+        let misbalance = p.max_lease_misbalance.unwrap_or(15);
+        let ownership = p.max_lease_ownership.unwrap_or(10);
+        for (key, v) in [("maxLeaseMisbalance", misbalance), ("maxLeaseOwnership", ownership)] {
+            if v > 100 {
+                return Err(cx.err(format!("{f}.{key}"), format!("{v} is a percentage above 100")));
+            }
+        }
+        let min_balance = p.min_balance.unwrap_or(60);
+        let max_balance = p.max_balance.unwrap_or(3600);
+        if min_balance > max_balance {
+            return Err(cx.err(format!("{f}.minBalance"), format!("{min_balance} is above maxBalance {max_balance}")));
+        }
+        out.push(Peer {
+            name: p.name.clone(),
+            role: p.role,
+            address: p.address,
+            port: p.port.unwrap_or(647),
+            peer_address: p.peer_address,
+            peer_port: p.peer_port.unwrap_or(647),
+            max_response_delay,
+            max_unacked_updates,
+            load_balance_max_seconds: p.load_balance_max_seconds.unwrap_or(0),
+            mclt: p.mclt,
+            hba,
+            auto_partner_down: p.auto_partner_down.unwrap_or(0),
+            max_lease_misbalance: misbalance,
+            max_lease_ownership: ownership,
+            min_balance,
+            max_balance,
+        });
     }
-    Ok(())
+    Ok(out)
 }
 
 fn validate_options(cx: &Ctx, f: &str, o: &raw::OptionValues) -> Result<(), ConfigError> {
@@ -314,6 +370,22 @@ fn cross_check_pools(cx: &Ctx, pools: &[Pool]) -> Result<(), ConfigError> {
                 }
             }
             link_of.insert(p.subnet, (&p.shared_network, i));
+        }
+    }
+    // One link, one failover relationship: the serving rules depend on it.
+    let mut rel_of_link: HashMap<&str, (&Option<String>, usize)> = HashMap::new();
+    for (i, p) in pools.iter().enumerate() {
+        match rel_of_link.get(p.shared_network.as_str()) {
+            Some((rel, j)) if *rel != &p.failover_peer => {
+                return Err(cx.err(
+                    format!("pools[{i}].failoverPeer"),
+                    format!("pools on one network must share one failover peer; pools[{j}] on {:?} uses {:?}", p.shared_network, rel),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                rel_of_link.insert(&p.shared_network, (&p.failover_peer, i));
+            }
         }
     }
     // Reservations: unique per client and per address.

@@ -3,9 +3,11 @@
 //!
 //! Start reading at [`serve::run`]; the data path is described in ARCHITECTURE.md.
 
+mod control;
 mod http;
 mod metrics;
 mod net;
+mod peer;
 mod serve;
 
 use std::path::PathBuf;
@@ -35,6 +37,24 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show the failover relationships and pools of a running server.
+    Status {
+        /// The server's HTTP address (server.http).
+        #[arg(long, default_value = "127.0.0.1:9167")]
+        http: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tell a running server that its partner is down (draft-12 PARTNER-DOWN).
+    PartnerDown {
+        /// The failover relationship's name.
+        name: String,
+        #[arg(long, default_value = "127.0.0.1:9167")]
+        http: String,
+        /// File with the control token (else DHCPAIR_CONTROL_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Print the lease database of a data directory (works while the server runs).
     Leases {
         #[arg(long)]
@@ -51,6 +71,14 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve::run(&config),
         Command::Check { config } => check(&config),
         Command::Leases { data_dir, json } => leases(&data_dir, json),
+        Command::Status { http, json } => control::status(&http, json),
+        Command::PartnerDown { name, http, token_file } => {
+            let token = match token_file {
+                Some(f) => std::fs::read_to_string(&f).map(|t| Some(t.trim().to_string())).map_err(anyhow::Error::from),
+                None => Ok(std::env::var("DHCPAIR_CONTROL_TOKEN").ok()),
+            };
+            token.and_then(|t| control::partner_down(&http, &name, t))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,8 +53,35 @@ pub struct PoolLabels {
     pub state: AddrState,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RelLabels {
+    pub relationship: String,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Direction {
+    sent,
+    received,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RelMsgLabels {
+    pub relationship: String,
+    pub direction: Direction,
+    pub message_type: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
+    pub fo_my_state: Family<RelLabels, Gauge>,
+    pub fo_partner_state: Family<RelLabels, Gauge>,
+    pub fo_unacked: Family<RelLabels, Gauge>,
+    pub fo_queued: Family<RelLabels, Gauge>,
+    pub fo_since_contact: Family<RelLabels, Gauge>,
+    pub fo_skew: Family<RelLabels, Gauge>,
+    pub fo_connected: Family<RelLabels, Gauge>,
+    pub fo_messages: Family<RelMsgLabels, Counter>,
     pub packets: Family<PacketLabels, Counter>,
     pub decode_errors: Family<DecodeLabels, Counter>,
     pub queue_drops: Counter,
@@ -88,7 +115,31 @@ impl Metrics {
         registry.register("store_commit_errors", "Group commits that failed (their replies were not sent)", commit_errors.clone());
         registry.register("send_errors", "Replies that could not be sent", send_errors.clone());
         registry.register("pool_addresses", "Addresses per pool and state", pool_addresses.clone());
+        let fo_my_state = Family::<RelLabels, Gauge>::default();
+        let fo_partner_state = Family::<RelLabels, Gauge>::default();
+        let fo_unacked = Family::<RelLabels, Gauge>::default();
+        let fo_queued = Family::<RelLabels, Gauge>::default();
+        let fo_since_contact = Family::<RelLabels, Gauge>::default();
+        let fo_skew = Family::<RelLabels, Gauge>::default();
+        let fo_connected = Family::<RelLabels, Gauge>::default();
+        let fo_messages = Family::<RelMsgLabels, Counter>::default();
+        registry.register("failover_my_state", "This server's failover state (draft-12 wire value: 2 normal, 3 communications-interrupted, 4 partner-down, 6 recover, 254 recover-wait, ...)", fo_my_state.clone());
+        registry.register("failover_partner_state", "The partner's last reported failover state (wire value)", fo_partner_state.clone());
+        registry.register("failover_unacked_updates", "BNDUPDs sent and not yet acknowledged", fo_unacked.clone());
+        registry.register("failover_queued_updates", "BNDUPDs waiting to be sent", fo_queued.clone());
+        registry.register("failover_seconds_since_contact", "Seconds since the last message from the partner (-1: never)", fo_since_contact.clone());
+        registry.register("failover_clock_skew_seconds", "Partner's clock minus ours, from the last message header", fo_skew.clone());
+        registry.register("failover_connected", "1 while the failover link is established", fo_connected.clone());
+        registry.register("failover_messages", "Failover messages by direction and type", fo_messages.clone());
         Metrics {
+            fo_my_state,
+            fo_partner_state,
+            fo_unacked,
+            fo_queued,
+            fo_since_contact,
+            fo_skew,
+            fo_connected,
+            fo_messages,
             packets,
             decode_errors,
             queue_drops,
@@ -117,6 +168,40 @@ impl Metrics {
             set(AddrState::abandoned, s.abandoned);
             set(AddrState::backup, s.backup);
             set(AddrState::reserved, s.reserved);
+        }
+    }
+
+    /// Failover gauges from the engine's status; message counters advance by the difference
+    /// from what `seen` remembers.
+    pub fn set_relationships(
+        &self,
+        rels: &[dhcpair_engine::RelationshipStatus],
+        seen: &mut Vec<dhcpair_engine::failover::MessageCounts>,
+        now: u64,
+    ) {
+        seen.resize(rels.len(), Default::default());
+        for (r, last) in rels.iter().zip(seen.iter_mut()) {
+            let l = RelLabels { relationship: r.name.clone() };
+            self.fo_my_state.get_or_create(&l).set(i64::from(r.my_state.to_wire()));
+            self.fo_partner_state.get_or_create(&l).set(i64::from(r.partner_state.to_wire()));
+            self.fo_unacked.get_or_create(&l).set(r.unacked_updates as i64);
+            self.fo_queued.get_or_create(&l).set(r.queued_updates as i64);
+            self.fo_since_contact.get_or_create(&l).set(r.last_contact.map_or(-1, |t| now.saturating_sub(t) as i64));
+            self.fo_skew.get_or_create(&l).set(r.skew);
+            self.fo_connected.get_or_create(&l).set(i64::from(r.connected));
+            for (i, kind) in (1u8..=12).filter_map(|k| dhcpair_wire::failover::MessageType::from_wire(k).map(|m| (k as usize, m))) {
+                for (dir, now_n, seen_n) in [
+                    (Direction::sent, r.messages.sent[i], &mut last.sent[i]),
+                    (Direction::received, r.messages.received[i], &mut last.received[i]),
+                ] {
+                    if now_n > *seen_n {
+                        self.fo_messages
+                            .get_or_create(&RelMsgLabels { relationship: r.name.clone(), direction: dir, message_type: kind.label() })
+                            .inc_by(now_n - *seen_n);
+                        *seen_n = now_n;
+                    }
+                }
+            }
         }
     }
 

@@ -4,34 +4,68 @@
 //! thread that owns all mutable state, the store writer (group commit; it sends the replies
 //! whose leases it made durable), and a small tokio runtime for HTTP and signals.
 
+use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use dhcpair_config::Config;
-use dhcpair_engine::{Arrival, Engine, PoolStats, Time};
-use dhcpair_store::{CommitStats, GroupCommitter, LeaseStore, SqliteStore, Write};
+use dhcpair_engine::{Arrival, ConnId, Effect, Engine, Lease, Persist, PoolStats, RelationshipRecord, Time};
+use dhcpair_store::{CommitStats, GroupCommitter, LeaseStore, RelationshipState, SqliteStore, Write};
 use dhcpair_wire::v4::MessageType;
 use dhcpair_wire::Inbound;
 use tracing::{debug, info, warn};
 
-use crate::http::{PoolStatus, Shared, Status};
+use crate::http::{PoolStatus, RelationshipView, Shared, Status};
 use crate::metrics::{DecodeLabels, Metrics, MsgType, PacketLabels};
 use crate::net::{self, Interface};
+use crate::peer::{self, ConnTx, Out, Transport};
 
 /// Writes per group commit at most; more waiting writes go into the next commit.
 const MAX_BATCH: usize = 4096;
 /// Requests waiting for the engine; beyond this new packets are dropped (and counted).
 const QUEUE_DEPTH: usize = 16_384;
 
-enum Input {
+pub enum Input {
     Packet { iface: usize, inbound: Inbound, received: Instant },
+    PeerConnected { peer: usize, conn: ConnId, tx: ConnTx },
+    PeerClosed { peer: usize, conn: ConnId },
+    PeerMessage { peer: usize, conn: ConnId, msg: dhcpair_wire::failover::Message },
+    PartnerDown { name: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
     Shutdown,
+}
+
+/// The engine's input queue. DHCP packets are dropped (and counted) beyond `QUEUE_DEPTH`;
+/// peer messages, connection events and admin commands are never dropped.
+#[derive(Clone, Debug)]
+pub struct InputTx {
+    tx: Sender<Input>,
+    depth: Arc<AtomicUsize>,
+    closed: Arc<AtomicBool>,
+}
+
+impl InputTx {
+    /// Queue an input that must not be lost; false once the engine has stopped.
+    pub fn send(&self, i: Input) -> bool {
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(i).is_ok()
+    }
+
+    fn send_packet(&self, i: Input) -> bool {
+        if self.depth.load(Ordering::Relaxed) >= QUEUE_DEPTH {
+            return false;
+        }
+        self.send(i)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
 }
 
 fn unix_now() -> Time {
@@ -47,6 +81,25 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let mut store = SqliteStore::open(&crate::db_path(&data_dir))?;
     let snapshot = store.load()?;
     info!(leases = snapshot.leases.len(), db = %crate::db_path(&data_dir).display(), "lease database loaded");
+    let saved: Vec<RelationshipRecord> = snapshot
+        .relationships
+        .iter()
+        .map(|r| RelationshipRecord {
+            name: r.name.clone(),
+            my_state: r.my_state,
+            partner_state: r.partner_state,
+            stos: r.stos,
+            mclt: r.mclt,
+        })
+        .collect();
+    for p in &config.peers {
+        if p.load_balance_max_seconds == 0 {
+            warn!(
+                "WARNING: load balancing will be disabled for failover peer, {}, because its load balance max secs is 0",
+                p.name
+            );
+        }
+    }
 
     let mut ifaces = Vec::new();
     for name in &config.server.interfaces {
@@ -63,7 +116,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         server_id: config.server.server_id.map(|s| s.to_string()),
         interfaces: config.server.interfaces.clone(),
         pools: Vec::new(),
+        failover: Vec::new(),
     }));
+    let token = crate::control::load_token(&config.server)?;
 
     let observer_metrics = Arc::clone(&metrics);
     let committer = GroupCommitter::spawn_with_observer(store, MAX_BATCH, move |s: CommitStats| {
@@ -74,8 +129,11 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         }
     });
 
-    let engine = Engine::new(config.clone(), snapshot.leases);
-    let (tx, rx) = sync_channel::<Input>(QUEUE_DEPTH);
+    let engine = Engine::new(config.clone(), snapshot.leases, &saved, unix_now());
+    let (raw_tx, rx) = channel::<Input>();
+    let depth = Arc::new(AtomicUsize::new(0));
+    let tx = InputTx { tx: raw_tx, depth: Arc::clone(&depth), closed: Arc::new(AtomicBool::new(false)) };
+    let transport = Transport::new(config.peers.clone());
     let mut receivers = Vec::new();
     for (idx, iface) in ifaces.iter().enumerate() {
         receivers.push(spawn_receiver(idx, Arc::clone(iface), tx.clone(), Arc::clone(&stop), Arc::clone(&metrics))?);
@@ -84,6 +142,10 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let worker = EngineThread {
         engine,
         rx,
+        depth,
+        conns: HashMap::new(),
+        transport: Arc::clone(&transport),
+        msg_seen: Vec::new(),
         committer,
         ifaces: ifaces.clone(),
         metrics: Arc::clone(&metrics),
@@ -99,9 +161,12 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("http")
         .build()?;
-    let shared = Shared { metrics, status, ready: Arc::clone(&ready) };
+    let shared = Shared { metrics, status, ready: Arc::clone(&ready), input: tx.clone(), token };
     let http_addr = config.server.http;
+    let peer_tx = tx.clone();
+    let peer_transport = Arc::clone(&transport);
     rt.block_on(async move {
+        peer::start(peer_transport, peer_tx).await?;
         let (sd_tx, sd_rx) = tokio::sync::watch::channel(false);
         let http = match http_addr {
             Some(addr) => {
@@ -133,11 +198,21 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     stop.store(true, Ordering::Relaxed);
-    let _ = tx.send(Input::Shutdown);
+    tx.send(Input::Shutdown);
+    tx.closed.store(true, Ordering::Relaxed);
     for r in receivers {
         let _ = r.join();
     }
     let _ = engine_thread.join();
+    // Let connection tasks write what the engine queued last (STATE, then close).
+    rt.block_on(async {
+        for _ in 0..50 {
+            if transport.open_conns.load(Ordering::Relaxed) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
     info!("stopped");
     Ok(())
 }
@@ -171,7 +246,7 @@ fn init_tracing() {
 fn spawn_receiver(
     idx: usize,
     iface: Arc<Interface>,
-    tx: SyncSender<Input>,
+    tx: InputTx,
     stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<JoinHandle<()>> {
@@ -189,13 +264,14 @@ fn spawn_receiver(
             };
             let received = Instant::now();
             match dhcpair_wire::decode_request(&buf[..n]) {
-                Ok(inbound) => match tx.try_send(Input::Packet { iface: idx, inbound, received }) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
+                Ok(inbound) => {
+                    if tx.is_closed() {
+                        return;
+                    }
+                    if !tx.send_packet(Input::Packet { iface: idx, inbound, received }) {
                         metrics.queue_drops.inc();
                     }
-                    Err(TrySendError::Disconnected(_)) => return,
-                },
+                }
                 Err(e) => {
                     debug!(interface = %iface.name, reason = e.as_str(), "dropped undecodable packet");
                     metrics.decode_errors.get_or_create(&DecodeLabels { reason: e.as_str() }).inc();
@@ -242,6 +318,12 @@ impl Outgoing {
 struct EngineThread {
     engine: Engine,
     rx: Receiver<Input>,
+    depth: Arc<AtomicUsize>,
+    /// Open failover connections and their writers.
+    conns: HashMap<ConnId, ConnTx>,
+    transport: Arc<Transport>,
+    /// Failover message counts already added to the metrics, per relationship.
+    msg_seen: Vec<dhcpair_engine::failover::MessageCounts>,
     committer: GroupCommitter,
     ifaces: Vec<Arc<Interface>>,
     metrics: Arc<Metrics>,
@@ -263,17 +345,102 @@ impl EngineThread {
                     self.reclaim();
                     next_reclaim = now + self.reclaim_every;
                 }
+                self.engine.handle_tick(unix_now());
+                self.dispatch(None, None);
                 self.publish();
                 next_tick = now + tick;
             }
-            match self.rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+            let input = self.rx.recv_timeout(next_tick.saturating_duration_since(Instant::now()));
+            if input.is_ok() {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+            }
+            match input {
                 Ok(Input::Packet { iface, inbound, received }) => self.handle_packet(iface, inbound, received),
+                Ok(Input::PeerConnected { peer, conn, tx }) => {
+                    self.conns.insert(conn, tx);
+                    self.engine.handle_peer_connected(unix_now(), peer, conn);
+                    self.dispatch(None, None);
+                }
+                Ok(Input::PeerClosed { peer, conn }) => {
+                    self.conns.remove(&conn);
+                    self.engine.handle_peer_closed(unix_now(), peer, conn);
+                    self.dispatch(None, None);
+                }
+                Ok(Input::PeerMessage { peer, conn, msg }) => {
+                    self.engine.handle_peer_message(unix_now(), peer, conn, msg);
+                    self.dispatch(None, None);
+                }
+                Ok(Input::PartnerDown { name, reply }) => {
+                    let r = match self.engine.relationship_index(&name) {
+                        Some(i) => self.engine.handle_partner_down(unix_now(), i),
+                        None => Err(format!("no failover relationship named {name:?}")),
+                    };
+                    self.dispatch(None, None);
+                    let _ = reply.send(r);
+                }
                 Ok(Input::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
-        // Flush every queued write; the replies waiting on them go out.
+        // Tell the partners, then flush every queued write; the replies waiting on them go out.
+        self.engine.handle_shutdown(unix_now());
+        self.dispatch(None, None);
         self.committer.shutdown();
+    }
+
+    /// Carry out the engine's effects: persist the lease of `decision` and every `Persist`,
+    /// then (once durable) send `reply` and every peer message, in order.
+    fn dispatch(&mut self, lease: Option<Lease>, reply: Option<Outgoing>) {
+        let effects = self.engine.poll_effects();
+        let mut writes: Vec<Write> = lease.into_iter().map(Write::Lease).collect();
+        let mut sends: Vec<(ConnTx, Out)> = Vec::new();
+        for e in effects {
+            match e {
+                Effect::Persist(Persist::Lease(l)) => writes.push(Write::Lease(l)),
+                Effect::Persist(Persist::Relationship(r)) => writes.push(Write::Relationship(RelationshipState {
+                    name: r.name,
+                    my_state: r.my_state,
+                    partner_state: r.partner_state,
+                    stos: r.stos,
+                    mclt: r.mclt,
+                })),
+                Effect::Send { conn, msg, .. } => {
+                    if let (Some(tx), Some(bytes)) = (self.conns.get(&conn), peer::frame(&msg)) {
+                        sends.push((tx.clone(), Out::Frame(bytes)));
+                    }
+                }
+                Effect::Close { conn, .. } => {
+                    if let Some(tx) = self.conns.get(&conn) {
+                        sends.push((tx.clone(), Out::Close));
+                    }
+                }
+            }
+        }
+        for (i, flag) in self.transport.linked.iter().enumerate() {
+            flag.store(self.engine.is_linked(i), Ordering::Relaxed);
+        }
+        if writes.is_empty() && sends.is_empty() {
+            if let Some(r) = reply {
+                r.send();
+            }
+            return;
+        }
+        // Persist before reply: the ACK and the peer messages leave only from the writer,
+        // after the commit (peer messages without writes still go through it to keep order).
+        self.committer.submit(
+            writes,
+            Box::new(move |res| match res {
+                Ok(()) => {
+                    if let Some(r) = reply {
+                        r.send();
+                    }
+                    for (tx, out) in sends {
+                        let _ = tx.send(out);
+                    }
+                }
+                Err(e) => warn!(error = %e, "not durable; replies and peer messages withheld"),
+            }),
+        );
     }
 
     fn handle_packet(&mut self, idx: usize, inbound: Inbound, received: Instant) {
@@ -311,36 +478,17 @@ impl EngineThread {
                 None
             }
         });
-        match (d.persist, outgoing) {
-            // Persist before reply: the ACK leaves only from the writer, after the commit.
-            (Some(lease), Some(out)) => self.committer.submit(
-                vec![Write::Lease(lease)],
-                Box::new(move |r| match r {
-                    Ok(()) => out.send(),
-                    Err(e) => warn!(error = %e, to = %out.to, "lease not durable; reply withheld"),
-                }),
-            ),
-            (Some(lease), None) => self.committer.submit(vec![Write::Lease(lease)], Box::new(|_| {})),
-            (None, Some(out)) => out.send(),
-            (None, None) => {}
-        }
+        self.dispatch(d.persist, outgoing);
     }
 
     fn reclaim(&mut self) {
         let rows = self.engine.handle_reclaim(unix_now());
-        if rows.is_empty() {
-            return;
+        if !rows.is_empty() {
+            info!(leases = rows.len(), "reclaimed expired leases");
         }
-        info!(leases = rows.len(), "reclaimed expired leases");
-        let writes = rows.into_iter().map(Write::Lease).collect();
-        self.committer.submit(
-            writes,
-            Box::new(|r| {
-                if let Err(e) = r {
-                    warn!(error = %e, "reclaim not persisted; it is retried at the next sweep after restart");
-                }
-            }),
-        );
+        for l in rows {
+            self.dispatch(Some(l), None);
+        }
     }
 
     fn publish(&mut self) {
@@ -372,9 +520,14 @@ impl EngineThread {
                 reserved: s.reserved,
             })
             .collect();
-        match self.status.write() {
-            Ok(mut g) => g.pools = pools,
-            Err(p) => p.into_inner().pools = pools,
-        }
+        let rels = self.engine.relationships();
+        self.metrics.set_relationships(&rels, &mut self.msg_seen, unix_now());
+        let failover: Vec<RelationshipView> = rels.iter().map(|r| RelationshipView::new(r, unix_now())).collect();
+        let mut g = match self.status.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.pools = pools;
+        g.failover = failover;
     }
 }

@@ -5,8 +5,9 @@ use std::net::Ipv4Addr;
 use dhcpair_config::{ClientFacts, Config, OptionValues, Pool, ReservationKey};
 use dhcpair_wire::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode};
 
+use crate::failover::{mclt_lease_time, Effect, RelationshipRecord, Relationship};
 use crate::lease::{BindingState, ClientKey, Lease, Time};
-use crate::table::Table;
+use crate::table::{Owner, Table};
 
 /// A lease that never ends (BOOTP, RFC 2131 §4.3 "infinite").
 pub const FOREVER: Time = i64::MAX as Time;
@@ -55,6 +56,12 @@ pub enum DropReason {
     NotAuthoritative,
     /// RELEASE/DECLINE for an address the client does not hold.
     NoMatchingLease,
+    /// Failover: this server does not answer in its current state (reference §5.1).
+    NotResponding,
+    /// Failover NORMAL: the RFC 3074 hash gives this client to the partner.
+    LoadBalanced,
+    /// Failover: the address is the partner's free lease, or waits for the partner's ack.
+    OwnedByPeer,
 }
 
 impl DropReason {
@@ -68,6 +75,9 @@ impl DropReason {
             DropReason::UnexpectedType => "unexpected_type",
             DropReason::NotAuthoritative => "not_authoritative",
             DropReason::NoMatchingLease => "no_matching_lease",
+            DropReason::NotResponding => "not_responding",
+            DropReason::LoadBalanced => "load_balanced",
+            DropReason::OwnedByPeer => "owned_by_peer",
         }
     }
 }
@@ -124,6 +134,8 @@ enum Refusal {
     ReservedForAnother,
     NotPermitted,
     Abandoned,
+    /// Failover: not ours to give (partner's free lease, or in transition). Silent, as ISC.
+    OwnedByPeer,
 }
 
 impl Refusal {
@@ -135,6 +147,7 @@ impl Refusal {
             Refusal::ReservedForAnother => "address is reserved for another client",
             Refusal::NotPermitted => "client is not permitted in this pool",
             Refusal::Abandoned => "address is abandoned",
+            Refusal::OwnedByPeer => "lease owned by peer",
         }
     }
 }
@@ -149,6 +162,8 @@ struct Ctx<'a> {
     relay_agent_info: Option<Vec<u8>>,
     /// The client's reservation, if any: (pool, index).
     reservation: Option<(usize, usize)>,
+    /// The failover relationship serving this network, if any.
+    rel: Option<usize>,
 }
 
 /// Option 61 if present and non-empty, else hardware type + chaddr (RFC 2131 §4.2).
@@ -179,17 +194,66 @@ fn nonzero(ip: Ipv4Addr) -> Option<Ipv4Addr> {
     (!ip.is_unspecified()).then_some(ip)
 }
 
-/// The DHCP half of the engine: config, lease table, decisions.
+/// The engine's state: config, lease table, failover relationships, queued effects.
 #[derive(Debug)]
 pub struct Dhcp {
     pub(crate) config: Config,
     pub(crate) table: Table,
+    pub(crate) rels: Vec<Relationship>,
+    /// Pool index -> relationship index.
+    pub(crate) pool_rel: Vec<Option<usize>>,
+    pub(crate) effects: Vec<Effect>,
 }
 
 impl Dhcp {
-    pub fn new(config: Config, rows: Vec<Lease>) -> Dhcp {
+    pub fn new(config: Config, rows: Vec<Lease>, saved: &[RelationshipRecord], now: Time) -> Dhcp {
         let table = Table::new(&config, rows);
-        Dhcp { config, table }
+        let pool_rel: Vec<Option<usize>> =
+            config.pools.iter().map(|p| p.failover_peer.as_deref().and_then(|n| config.peer_index(n))).collect();
+        let mut rels: Vec<Relationship> = config
+            .peers
+            .iter()
+            .map(|peer| Relationship::new(peer.clone(), saved.iter().find(|r| r.name == peer.name), now))
+            .collect();
+        for (p, r) in pool_rel.iter().enumerate() {
+            if let Some(r) = r {
+                rels[*r].pools.push(p);
+            }
+        }
+        let mut d = Dhcp { config, table, rels, pool_rel, effects: Vec::new() };
+        // A relationship without saved state starts in RECOVER: persist that right away.
+        for (i, peer) in d.config.peers.clone().iter().enumerate() {
+            if !saved.iter().any(|r| r.name == peer.name) {
+                d.effects.push(Effect::Persist(crate::failover::Persist::Relationship(
+                    crate::failover::RelationshipRecord {
+                        name: peer.name.clone(),
+                        my_state: d.rels[i].state().to_wire(),
+                        partner_state: 0,
+                        stos: now,
+                        mclt: d.rels[i].mclt(),
+                    },
+                )));
+            }
+        }
+        d
+    }
+
+    /// Owners whose free leases this server may allocate in `pool` (draft-12 §5.4, reference
+    /// §5.1): its own free state; in PARTNER-DOWN, once MCLT has passed, the partner's too.
+    fn owners(&self, pool: usize, now: Time) -> Vec<Owner> {
+        match self.pool_rel[pool] {
+            None => vec![Owner::Free],
+            Some(r) => {
+                let rel = &self.rels[r];
+                let mut v = vec![rel.my_owner()];
+                if rel.state() == dhcpair_wire::failover::ServerState::PartnerDown
+                    && now > rel.my_stos() + Time::from(rel.mclt())
+                {
+                    v.push(rel.peer_owner());
+                }
+                v
+            }
+        }
     }
 
     /// RFC 2131 §4.3.1 / ISC `locate_network`: the relay's address if relayed, the client's
@@ -247,7 +311,13 @@ impl Dhcp {
                 .find(|a| pools.iter().any(|p| self.config.pools[*p].subnet.contains(a)))
                 .unwrap_or(first)
         });
-        let cx = Ctx { msg, client, pools, server_id, relay_agent_info, reservation };
+        let rel = pools.iter().find_map(|p| self.pool_rel[*p]);
+        if let Some(r) = rel {
+            if !self.rels[r].responds() {
+                return Decision::drop(DropReason::NotResponding);
+            }
+        }
+        let cx = Ctx { msg, client, pools, server_id, relay_agent_info, reservation, rel };
         match msg.opts().msg_type() {
             None => self.handle_bootp(now, &cx),
             Some(MessageType::Discover) => self.handle_discover(now, &cx),
@@ -286,15 +356,26 @@ impl Dhcp {
             Some(p) if cx.pools.contains(&p) => p,
             _ => return Err(Refusal::NotOurs),
         };
-        if let Some(l) = self.table.leases.get(&ip) {
-            match l.state {
-                BindingState::Abandoned => return Err(Refusal::Abandoned),
-                BindingState::Active if l.ends > now && l.client.as_ref() != Some(&cx.client) => {
-                    return Err(Refusal::TakenByAnother)
-                }
-                BindingState::Backup | BindingState::Reset => return Err(Refusal::NotOurs),
-                _ => {}
+        let failover = self.pool_rel[pool].is_some();
+        let lease = self.table.leases.get(&ip);
+        let mine = lease.is_some_and(|l| l.client.as_ref() == Some(&cx.client));
+        match lease.map(|l| (l.state, l)) {
+            Some((BindingState::Abandoned, _)) => return Err(Refusal::Abandoned),
+            Some((BindingState::Active, l)) if l.ends > now && !mine => return Err(Refusal::TakenByAnother),
+            // Failover: an address whose partner has not acked its release/expiry is in
+            // transition; only its last client may have it back.
+            Some((BindingState::Expired | BindingState::Released | BindingState::Reset, _)) if failover && !mine => {
+                return Err(Refusal::OwnedByPeer)
             }
+            Some((BindingState::Backup, _)) if !failover => {}
+            Some((s @ (BindingState::Free | BindingState::Backup), _)) => {
+                let owner = if s == BindingState::Free { Owner::Free } else { Owner::Backup };
+                if !self.owners(pool, now).contains(&owner) {
+                    return Err(Refusal::OwnedByPeer);
+                }
+            }
+            None if !self.owners(pool, now).contains(&Owner::Free) => return Err(Refusal::OwnedByPeer),
+            _ => {}
         }
         if let Some(o) = self.table.offers.get(&ip) {
             if o.client != cx.client && o.expires > now {
@@ -333,29 +414,67 @@ impl Dhcp {
                 continue;
             }
             any_permitted = true;
-            if let Some(ip) = self.table.pick_free(p) {
-                return Ok((ip, p));
+            for owner in self.owners(p, now) {
+                if let Some(ip) = self.table.pick_free(p, owner) {
+                    return Ok((ip, p));
+                }
             }
         }
         Err(if any_permitted { DropReason::NoFreeAddress } else { DropReason::NotPermitted })
     }
 
-    fn lease_time(&self, pool: usize, msg: &Message) -> u32 {
+    /// Lease time per config and request; with failover, bounded by the MCLT rule.
+    /// Returns (seconds to give, potential expiration for the partner or 0).
+    fn lease_time(&self, now: Time, pool: usize, ip: Ipv4Addr, msg: &Message) -> (u32, Time) {
         let t = self.config.pools[pool].lease_times;
-        match msg.opts().get(OptionCode::AddressLeaseTime) {
+        let desired = match msg.opts().get(OptionCode::AddressLeaseTime) {
             Some(DhcpOption::AddressLeaseTime(req)) => (*req).clamp(t.min, t.max),
             _ => t.default,
+        };
+        match self.pool_rel[pool] {
+            None => (desired, 0),
+            Some(r) => {
+                let tsfp = self.table.leases.get(&ip).map_or(0, |l| l.tsfp);
+                let (give, tstp) = mclt_lease_time(now, Time::from(desired), tsfp, Time::from(self.rels[r].mclt()));
+                (u32::try_from(give).unwrap_or(desired), tstp)
+            }
         }
     }
 
+    /// NORMAL with load balancing: is this DISCOVER the partner's? (RFC 3074, reference §7.3)
+    fn load_balanced_away(&self, cx: &Ctx) -> bool {
+        let Some(r) = cx.rel else { return false };
+        let rel = &self.rels[r];
+        let Some((lbms, hba)) = rel.load_balancing() else { return false };
+        if u32::from(cx.msg.secs()) > lbms {
+            return false;
+        }
+        let id = match cx.msg.opts().get(OptionCode::ClientIdentifier) {
+            Some(DhcpOption::ClientIdentifier(id)) if !id.is_empty() => Some(id.as_slice()),
+            _ => None,
+        };
+        let b = dhcpair_wire::hash::bucket(dhcpair_wire::hash::lb_key(id, cx.msg.chaddr()));
+        let primary_serves = hba[usize::from(b >> 3)] & (1 << (b & 7)) != 0;
+        let ours = primary_serves == (rel.my_owner() == Owner::Free);
+        if ours {
+            return false;
+        }
+        // "cancel load balance to peer - no free leases": answer if the partner has none.
+        let peer_has_free = cx.pools.iter().any(|p| self.table.free_count(*p, rel.peer_owner()) > 0);
+        peer_has_free
+    }
+
     fn handle_discover(&mut self, now: Time, cx: &Ctx) -> Decision {
+        if self.load_balanced_away(cx) {
+            return Decision::drop(DropReason::LoadBalanced);
+        }
         let (ip, pool) = match self.choose_address(now, cx, false) {
             Ok(x) => x,
             Err(r) => return Decision::drop(r),
         };
         let hold = Time::from(self.config.server.offer_hold_time);
         self.table.hold_offer(ip, cx.client.clone(), now + hold);
-        let secs = self.lease_time(pool, cx.msg);
+        let (secs, _) = self.lease_time(now, pool, ip, cx.msg);
         let reply = self.lease_reply(cx, MessageType::Offer, ip, pool, Some(secs));
         Decision { outcome: Outcome::Offer, reply: Some(reply), persist: None }
     }
@@ -374,16 +493,18 @@ impl Dhcp {
         };
         let pool = match self.check_address(now, cx, ip, false) {
             Ok(p) => p,
+            Err(Refusal::OwnedByPeer) => return Decision::drop(DropReason::OwnedByPeer),
             Err(refusal) => return self.nak(cx, refusal),
         };
-        let secs = self.lease_time(pool, cx.msg);
-        let lease = self.bind(now, cx, ip, pool, Time::from(secs));
+        let (secs, tstp) = self.lease_time(now, pool, ip, cx.msg);
+        let lease = self.bind(now, cx, ip, pool, Time::from(secs), tstp);
         let reply = self.lease_reply(cx, MessageType::Ack, ip, pool, Some(secs));
         Decision { outcome: Outcome::Ack, reply: Some(reply), persist: Some(lease) }
     }
 
-    /// Record an active binding in the table and return the row to persist.
-    fn bind(&mut self, now: Time, cx: &Ctx, ip: Ipv4Addr, pool: usize, secs: Time) -> Lease {
+    /// Record an active binding in the table and return the row to persist. `tstp` is the
+    /// potential expiration for the failover partner (0 without failover).
+    fn bind(&mut self, now: Time, cx: &Ctx, ip: Ipv4Addr, pool: usize, secs: Time, tstp: Time) -> Lease {
         self.table.drop_offer_of(&cx.client);
         let prev = self.table.leases.get(&ip);
         let same_client = prev.is_some_and(|l| l.client.as_ref() == Some(&cx.client) && l.is_active_at(now));
@@ -392,6 +513,7 @@ impl Dhcp {
             Some(DhcpOption::Hostname(h)) => Some(h.clone()),
             _ => None,
         };
+        let tsfp = prev.map_or(0, |l| l.tsfp);
         let lease = Lease {
             ip,
             state: BindingState::Active,
@@ -402,12 +524,13 @@ impl Dhcp {
             pool: self.config.pools[pool].name.clone(),
             starts,
             ends: now.saturating_add(secs).min(FOREVER),
-            tstp: 0,
-            tsfp: 0,
+            tstp,
+            tsfp,
             atsfp: 0,
             cltt: now,
         };
         self.table.put(lease.clone());
+        self.lease_changed(now, ip);
         lease
     }
 
@@ -440,7 +563,10 @@ impl Dhcp {
                 l.state = BindingState::Released;
                 l.ends = now;
                 l.cltt = now;
+                l.tstp = now;
+                l.atsfp = 0;
                 self.table.put(l.clone());
+                self.lease_changed(now, ip);
                 Decision { outcome: Outcome::Released, reply: None, persist: Some(l) }
             }
             _ => Decision::drop(DropReason::NoMatchingLease),
@@ -462,7 +588,14 @@ impl Dhcp {
                 l.state = BindingState::Abandoned;
                 l.ends = now + Time::from(self.config.server.decline_probation_period);
                 l.cltt = now;
+                l.tstp = now;
+                l.atsfp = 0;
+                // An abandoned address belongs to no client (draft-12; ISC refuses otherwise).
+                l.client = None;
+                l.chaddr.clear();
+                l.htype = 0;
                 self.table.put(l.clone());
+                self.lease_changed(now, ip);
                 Decision { outcome: Outcome::Declined, reply: None, persist: Some(l) }
             }
             _ => Decision::drop(DropReason::NoMatchingLease),
@@ -496,11 +629,15 @@ impl Dhcp {
     /// BOOTP (RFC 951, RFC 1497): reservations always; dynamic addresses only where a pool
     /// allows `dynamicBootpClients`, with an infinite lease.
     fn handle_bootp(&mut self, now: Time, cx: &Ctx) -> Decision {
+        if self.load_balanced_away(cx) {
+            return Decision::drop(DropReason::LoadBalanced);
+        }
         let (ip, pool) = match self.choose_address(now, cx, true) {
             Ok(x) => x,
             Err(r) => return Decision::drop(r),
         };
-        let lease = self.bind(now, cx, ip, pool, FOREVER);
+        let tstp = if self.pool_rel[pool].is_some() { Time::from(0x7FFF_FFFFu32) } else { 0 };
+        let lease = self.bind(now, cx, ip, pool, FOREVER, tstp);
         let mut m = self.reply_header(cx, MessageType::Ack);
         m.opts_mut().remove(OptionCode::MessageType);
         m.opts_mut().remove(OptionCode::ServerIdentifier);
@@ -634,13 +771,29 @@ impl Dhcp {
         let mut out = Vec::with_capacity(due.len());
         for ip in due {
             let Some(mut l) = self.table.leases.get(&ip).cloned() else { continue };
+            let rel = self.table.pool_of(ip).and_then(|p| self.pool_rel[p]);
+            if let Some(r) = rel {
+                // Reference §4.2: in NORMAL the primary expires leases, not the secondary.
+                let rel = &self.rels[r];
+                if l.state == BindingState::Active
+                    && rel.my_owner() == Owner::Backup
+                    && rel.state() == dhcpair_wire::failover::ServerState::Normal
+                {
+                    continue;
+                }
+            }
             if l.state == BindingState::Abandoned {
                 l.state = BindingState::Free;
                 l.client = None;
             } else {
                 l.state = BindingState::Expired;
             }
+            if rel.is_some() {
+                l.tstp = l.ends.min(now);
+                l.atsfp = 0;
+            }
             self.table.put(l.clone());
+            self.lease_changed(now, ip);
             out.push(l);
         }
         out

@@ -6,6 +6,7 @@
 //! allocation indexes in `table.rs`.
 
 mod dhcp;
+pub mod failover;
 pub mod lease;
 mod table;
 
@@ -15,6 +16,8 @@ use dhcpair_config::Config;
 use dhcpair_wire::v4::Message;
 
 pub use dhcp::{Arrival, Decision, Destination, DropReason, Outcome, Reply, FOREVER};
+pub use dhcpair_wire::failover::ServerState;
+pub use failover::{ConnId, Effect, Persist, RelationshipRecord, RelationshipStatus};
 pub use lease::{BindingState, ClientKey, Lease, Time};
 
 /// Address counts of one pool, for metrics, `/v1/status` and ISC's pool log line.
@@ -39,9 +42,57 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Build the engine from a validated config and the rows loaded from the store.
-    pub fn new(config: Config, rows: Vec<Lease>) -> Engine {
-        Engine { dhcp: dhcp::Dhcp::new(config, rows) }
+    /// Build the engine from a validated config and what the store loaded: lease rows and
+    /// each failover relationship's saved state. Relationships start in STARTUP.
+    pub fn new(config: Config, rows: Vec<Lease>, saved: &[RelationshipRecord], now: Time) -> Engine {
+        Engine { dhcp: dhcp::Dhcp::new(config, rows, saved, now) }
+    }
+
+    /// Effects queued by the last inputs, in order (persist before the sends that follow).
+    pub fn poll_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.dhcp.effects)
+    }
+
+    /// Failover timers; call about once a second.
+    pub fn handle_tick(&mut self, now: Time) {
+        self.dhcp.handle_failover_tick(now);
+    }
+
+    /// A TCP connection with the partner of relationship `peer` is up.
+    pub fn handle_peer_connected(&mut self, now: Time, peer: usize, conn: ConnId) {
+        self.dhcp.handle_peer_connected(now, peer, conn);
+    }
+
+    pub fn handle_peer_closed(&mut self, now: Time, peer: usize, conn: ConnId) {
+        self.dhcp.handle_peer_closed(now, peer, conn);
+    }
+
+    pub fn handle_peer_message(&mut self, now: Time, peer: usize, conn: ConnId, msg: dhcpair_wire::failover::Message) {
+        self.dhcp.handle_peer_message(now, peer, conn, msg);
+    }
+
+    /// Administrative PARTNER-DOWN for relationship `peer`.
+    pub fn handle_partner_down(&mut self, now: Time, peer: usize) -> Result<(), String> {
+        self.dhcp.handle_partner_down(now, peer)
+    }
+
+    /// Graceful stop: tell every connected partner.
+    pub fn handle_shutdown(&mut self, now: Time) {
+        self.dhcp.handle_shutdown(now);
+    }
+
+    /// Does relationship `peer` have an established link?
+    pub fn is_linked(&self, peer: usize) -> bool {
+        self.dhcp.rels.get(peer).is_some_and(|r| r.is_linked())
+    }
+
+    /// Index of the relationship named `name`.
+    pub fn relationship_index(&self, name: &str) -> Option<usize> {
+        self.dhcp.config.peer_index(name)
+    }
+
+    pub fn relationships(&self) -> Vec<RelationshipStatus> {
+        self.dhcp.rels.iter().map(|r| r.status()).collect()
     }
 
     pub fn config(&self) -> &Config {
@@ -84,6 +135,7 @@ impl Engine {
                 ..PoolStats::default()
             })
             .collect();
+        let mut reset = vec![0u64; stats.len()];
         for l in table.leases.values() {
             let Some(p) = table.pool_of(l.ip) else { continue };
             if table.reserved_ip.contains_key(&l.ip) {
@@ -96,14 +148,24 @@ impl Engine {
                 BindingState::Released => s.released += 1,
                 BindingState::Abandoned => s.abandoned += 1,
                 BindingState::Backup => s.backup += 1,
-                BindingState::Free | BindingState::Reset => {}
+                BindingState::Reset => reset[p] += 1,
+                BindingState::Free => {}
             }
         }
         for (p, s) in stats.iter_mut().enumerate() {
             let reserved_in_range =
                 table.reserved_ip.keys().filter(|ip| table.pool_of(**ip) == Some(p)).count() as u64;
-            let used = s.active + s.abandoned + s.backup + reserved_in_range;
-            s.free = s.total.saturating_sub(used);
+            s.free = if self.dhcp.pool_rel[p].is_some() {
+                // Failover: FREE (the primary's) and BACKUP (the secondary's) apart, as ISC
+                // counts them; expired/released/reset wait for the partner's ack.
+                let used = s.active + s.expired + s.released + s.abandoned + s.backup + reset[p];
+                s.total.saturating_sub(used + reserved_in_range)
+            } else {
+                // Without failover, expired, released and backup addresses are free to reuse.
+                let used = s.active + s.abandoned + reserved_in_range;
+                s.backup = 0;
+                s.total.saturating_sub(used)
+            };
         }
         stats
     }

@@ -20,11 +20,46 @@ pub(crate) struct Offer {
     pub expires: Time,
 }
 
+/// Allocatable addresses of one owner in one pool.
 #[derive(Debug, Default)]
-pub(crate) struct PoolIndex {
+pub(crate) struct OwnerSet {
     pub fresh: BTreeSet<Ipv4Addr>,
     pub recycled: BTreeSet<(Time, Ipv4Addr)>,
     recycled_at: HashMap<Ipv4Addr, Time>,
+}
+
+impl OwnerSet {
+    fn remove(&mut self, ip: Ipv4Addr) {
+        self.fresh.remove(&ip);
+        if let Some(t) = self.recycled_at.remove(&ip) {
+            self.recycled.remove(&(t, ip));
+        }
+    }
+    pub fn first(&self) -> Option<Ipv4Addr> {
+        self.fresh.first().copied().or_else(|| self.recycled.first().map(|(_, ip)| *ip))
+    }
+    pub fn len(&self) -> usize {
+        self.fresh.len() + self.recycled.len()
+    }
+    /// Every address, never-used first, then least recently freed first.
+    pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.fresh.iter().copied().chain(self.recycled.iter().map(|(_, ip)| *ip))
+    }
+}
+
+/// Who may allocate a free address (draft-12 §5.4): FREE is the primary's, BACKUP the
+/// secondary's. Pools without failover only use `Free`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Free = 0,
+    Backup = 1,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct PoolIndex {
+    pub sets: [OwnerSet; 2],
+    /// Failover pools keep EXPIRED/RELEASED/RESET out of use until the peer has acked them.
+    pub failover: bool,
 }
 
 #[derive(Debug)]
@@ -62,7 +97,11 @@ impl Table {
             by_client: HashMap::with_capacity(rows.len()),
             offers: HashMap::new(),
             offer_by_client: HashMap::new(),
-            pools: (0..config.pools.len()).map(|_| PoolIndex::default()).collect(),
+            pools: config
+                .pools
+                .iter()
+                .map(|p| PoolIndex { failover: p.failover_peer.is_some(), ..PoolIndex::default() })
+                .collect(),
             ranges,
             reserved_ip,
             reserved_key,
@@ -99,31 +138,31 @@ impl Table {
     /// Recompute `ip`'s place in its pool's allocatable sets from its row, reservation and offer.
     pub fn reindex(&mut self, pool: usize, ip: Ipv4Addr) {
         let Some(idx) = self.pools.get_mut(pool) else { return };
-        idx.fresh.remove(&ip);
-        if let Some(t) = idx.recycled_at.remove(&ip) {
-            idx.recycled.remove(&(t, ip));
+        for set in &mut idx.sets {
+            set.remove(ip);
         }
         if self.reserved_ip.contains_key(&ip) || self.offers.contains_key(&ip) {
             return;
         }
-        match self.leases.get(&ip) {
-            None => {
-                idx.fresh.insert(ip);
+        let Some(l) = self.leases.get(&ip) else {
+            // Never used: FREE, the primary's (draft-12 §5.4) or ours without failover.
+            idx.sets[Owner::Free as usize].fresh.insert(ip);
+            return;
+        };
+        let owner = match (l.state, idx.failover) {
+            (BindingState::Free, _) => Owner::Free,
+            (BindingState::Backup, true) => Owner::Backup,
+            (BindingState::Backup | BindingState::Expired | BindingState::Released | BindingState::Reset, false) => {
+                Owner::Free
             }
-            Some(l) => match l.state {
-                BindingState::Free | BindingState::Expired | BindingState::Released => {
-                    let t = l.ends.max(l.cltt);
-                    idx.recycled.insert((t, ip));
-                    idx.recycled_at.insert(ip, t);
-                }
-                // Active leases come back through expiry; abandoned ones through probation;
-                // backup and reset belong to failover.
-                BindingState::Active
-                | BindingState::Abandoned
-                | BindingState::Backup
-                | BindingState::Reset => {}
-            },
-        }
+            // Active leases come back through expiry, abandoned ones through probation,
+            // transitional ones (failover) once the peer acked them.
+            _ => return,
+        };
+        let t = l.ends.max(l.cltt).max(l.starts);
+        let set = &mut idx.sets[owner as usize];
+        set.recycled.insert((t, ip));
+        set.recycled_at.insert(ip, t);
     }
 
     /// Store a row (after the engine decided it) and keep every index true.
@@ -171,6 +210,14 @@ impl Table {
         }
     }
 
+    /// Forget an offer of `ip` (the partner now holds a binding for it).
+    pub fn drop_offer_at(&mut self, ip: Ipv4Addr) {
+        if let Some(o) = self.offers.get(&ip) {
+            let c = o.client.clone();
+            self.drop_offer_of(&c);
+        }
+    }
+
     pub fn expire_offers(&mut self, now: Time) {
         let gone: Vec<ClientKey> = self
             .offers
@@ -183,12 +230,12 @@ impl Table {
         }
     }
 
-    /// Take the best allocatable address of a pool: never used first, then least recently freed.
-    pub fn pick_free(&self, pool: usize) -> Option<Ipv4Addr> {
-        let idx = self.pools.get(pool)?;
-        idx.fresh
-            .first()
-            .copied()
-            .or_else(|| idx.recycled.first().map(|(_, ip)| *ip))
+    /// The best allocatable address of an owner: never used first, then least recently freed.
+    pub fn pick_free(&self, pool: usize, owner: Owner) -> Option<Ipv4Addr> {
+        self.pools.get(pool)?.sets[owner as usize].first()
+    }
+
+    pub fn free_count(&self, pool: usize, owner: Owner) -> usize {
+        self.pools.get(pool).map_or(0, |p| p.sets[owner as usize].len())
     }
 }

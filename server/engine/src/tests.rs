@@ -48,7 +48,7 @@ const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const T0: Time = 1_700_000_000;
 
 fn engine() -> Engine {
-    Engine::new(Config::from_yaml("t", CONF).unwrap(), Vec::new())
+    Engine::new(Config::from_yaml("t", CONF).unwrap(), Vec::new(), &[], T0)
 }
 
 fn mac(n: u8) -> [u8; 6] {
@@ -378,7 +378,7 @@ fn a_restarted_engine_gives_every_client_its_address_back() {
         rows.push(d.persist.unwrap());
         held.push((n, ip));
     }
-    let mut e = Engine::new(Config::from_yaml("t", CONF).unwrap(), rows);
+    let mut e = Engine::new(Config::from_yaml("t", CONF).unwrap(), rows, &[], T0);
     for (n, ip) in held.into_iter().rev() {
         let m = with(packet(Some(MessageType::Request), mac(n)), DhcpOption::RequestedIpAddress(ip));
         assert_eq!(handle(&mut e, T0 + 5, &m).outcome, Outcome::Ack);

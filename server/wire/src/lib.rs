@@ -6,6 +6,9 @@
 //! a well-formed BOOTREQUEST is a [`DecodeError`] with a reason the shell counts and drops.
 //! The failover message codec joins this crate with the failover issue.
 
+pub mod failover;
+pub mod hash;
+
 use dhcproto::v4::{Message, Opcode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
