@@ -120,6 +120,11 @@ impl Engine {
         self.dhcp.table.leases.get(&ip)
     }
 
+    /// Every lease row (for tests, the simulator and `dhcpair leases`-like views).
+    pub fn leases(&self) -> impl Iterator<Item = &Lease> {
+        self.dhcp.table.leases.values()
+    }
+
     /// Counts per pool at `now` (a lease past its end counts as expired before the sweep).
     pub fn pool_stats(&self, now: Time) -> Vec<PoolStats> {
         let cfg = &self.dhcp.config;
