@@ -4,7 +4,7 @@
 //!
 //! No tokio, no sockets, no clock. Decoding never panics on any input; a packet that is not
 //! a well-formed BOOTREQUEST is a [`DecodeError`] with a reason the shell counts and drops.
-//! The failover message codec joins this crate with the failover issue.
+//! The failover message codec is in [`failover`], the RFC 3074 load-balancing hash in [`hash`].
 
 pub mod failover;
 pub mod hash;
@@ -79,7 +79,8 @@ pub fn decode_request(buf: &[u8]) -> Result<Inbound, DecodeError> {
         return Err(DecodeError::BadHlen);
     }
     let relay_agent_info = find_option(&buf[OPTIONS_OFFSET..], OPT_RELAY_AGENT_INFO)?;
-    let msg = Message::decode(&mut Decoder::new(buf)).map_err(|_| DecodeError::BadOptions)?;
+    let clean = sanitize(buf)?;
+    let msg = Message::decode(&mut Decoder::new(&clean)).map_err(|_| DecodeError::BadOptions)?;
     if msg.opcode() != Opcode::BootRequest {
         return Err(DecodeError::NotARequest);
     }
@@ -87,6 +88,47 @@ pub fn decode_request(buf: &[u8]) -> Result<Inbound, DecodeError> {
         msg,
         relay_agent_info: relay_agent_info.map(<[u8]>::to_vec),
     })
+}
+
+/// The options the server reads, with the exact length each must have (None: any, ≥ 1).
+/// Everything else is dropped before dhcproto sees the packet: dhcproto 0.12 asserts on or
+/// misreads some options with unexpected lengths (e.g. 80, 94, 81), and a server must not
+/// depend on options it never uses being well-formed.
+fn kept_option(code: u8, data: &[u8]) -> bool {
+    match code {
+        53 => data.len() == 1,                                // message type
+        50 | 51 | 54 => data.len() == 4,                      // requested address, lease time, server id
+        57 => data.len() == 2,                                // max message size
+        55 | 61 => !data.is_empty(),                          // parameter request list, client id
+        12 => !data.is_empty() && std::str::from_utf8(data).is_ok(), // host name
+        _ => false,
+    }
+}
+
+/// A copy of the packet whose options hold only well-formed [`kept_option`]s.
+fn sanitize(buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::with_capacity(buf.len().min(576));
+    out.extend_from_slice(&buf[..OPTIONS_OFFSET]);
+    let opts = &buf[OPTIONS_OFFSET..];
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            OPT_PAD => i += 1,
+            OPT_END => break,
+            code => {
+                let len = *opts.get(i + 1).ok_or(DecodeError::BadOptions)? as usize;
+                let data = opts.get(i + 2..i + 2 + len).ok_or(DecodeError::BadOptions)?;
+                if kept_option(code, data) {
+                    out.push(code);
+                    out.push(len as u8);
+                    out.extend_from_slice(data);
+                }
+                i += 2 + len;
+            }
+        }
+    }
+    out.push(OPT_END);
+    Ok(out)
 }
 
 /// Walk the option TLVs and return the first option `code` whole (code, length, data).

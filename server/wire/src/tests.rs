@@ -51,7 +51,28 @@ fn short_and_foreign_packets_are_refused_with_reasons() {
     assert_eq!(decode_request(&raw), Err(DecodeError::BadOptions));
 }
 
+#[test]
+fn options_dhcproto_would_assert_on_are_dropped_not_fatal() {
+    let mut raw = discover_with_agent_info();
+    raw.truncate(OPTIONS_OFFSET);
+    // Option 94 with length 0 and option 80 with length 2 (dhcproto debug-asserts on both),
+    // option 81 shorter than its 3 fixed bytes, then a valid message type.
+    raw.extend_from_slice(&[94, 0, 80, 2, 0, 0, 81, 1, 0, 53, 1, 1, 255]);
+    let inbound = decode_request(&raw).unwrap();
+    assert_eq!(inbound.msg.opts().msg_type(), Some(MessageType::Discover));
+    assert!(inbound.msg.opts().get(dhcproto::v4::OptionCode::ClientFQDN).is_none());
+}
+
+#[test]
+fn a_wrong_length_message_type_is_dropped_from_the_options() {
+    let mut raw = discover_with_agent_info();
+    raw.truncate(OPTIONS_OFFSET);
+    raw.extend_from_slice(&[53, 2, 1, 1, 255]);
+    assert_eq!(decode_request(&raw).unwrap().msg.opts().msg_type(), None);
+}
+
 proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
         let _ = decode_request(&bytes);

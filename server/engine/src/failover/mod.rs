@@ -606,7 +606,7 @@ impl Dhcp {
             MessageType::BndUpd => self.on_bndupd(now, peer, conn, &m),
             MessageType::BndAck => self.on_bndack(now, peer, &m),
             MessageType::PoolReq => {
-                let given = if self.rels[peer].me == ServerState::Normal { self.balance(now, peer, true) } else { 0 };
+                let given = if self.rels[peer].me == ServerState::Normal { self.balance(now, peer, false) } else { 0 };
                 if given == 0 {
                     info!("peer {}: Got POOLREQ, answering negatively!  Peer may be out of leases or database inconsistent.", self.rels[peer].name());
                 }
@@ -979,13 +979,19 @@ impl Dhcp {
             cltt: o.cltt.map_or(cur.cltt, Time::from),
         };
         let rel = &mut self.rels[peer];
+        // The partner's binding supersedes what we had queued for this address; an update
+        // request in progress no longer waits for it either.
         if rel.queued.remove(&ip) {
             rel.queue.retain(|q| *q != ip);
+            if let Some(req) = rel.update_request.as_mut() {
+                req.remaining.remove(&ip);
+            }
         }
         self.table.drop_offer_at(ip);
         self.table.put(lease.clone());
         self.effects.push(Effect::Persist(Persist::Lease(lease)));
         self.bndack(now, peer, conn, m.xid, ip, None);
+        self.maybe_update_done(now, peer);
     }
 
     fn on_bndack(&mut self, now: Time, peer: usize, m: &Message) {
@@ -1027,8 +1033,9 @@ impl Dhcp {
 
     /// ISC's `dhcp_failover_pool_dobalance` (reference §6.1), simplified to its second pass:
     /// the server holding more free-state leases gives leases to the other until balanced.
-    /// Returns how many leases were given.
-    fn balance(&mut self, now: Time, peer: usize, requested: bool) -> u32 {
+    /// Returns how many leases were given. Only the periodic run (`from_timer`) may ask the
+    /// partner for leases with POOLREQ, as in ISC.
+    fn balance(&mut self, now: Time, peer: usize, from_timer: bool) -> u32 {
         let rel = &self.rels[peer];
         if rel.me != ServerState::Normal {
             return 0;
@@ -1058,9 +1065,9 @@ impl Dhcp {
                 if mine_owner == Owner::Free { theirs } else { mine },
                 lts,
                 hold,
-                if lts < panic { "  (requesting peer rebalance!)" } else { "" }
+                if lts < panic && from_timer { "  (requesting peer rebalance!)" } else { "" }
             );
-            if lts < panic && !requested {
+            if lts < panic && from_timer {
                 want_poolreq = true;
             }
             if lts <= 0 {
@@ -1150,7 +1157,7 @@ impl Dhcp {
             }
             let rel = &self.rels[peer];
             if rel.me == ServerState::Normal && rel.link.is_some() && rel.next_balance.is_some_and(|t| now >= t) {
-                self.balance(now, peer, false);
+                self.balance(now, peer, true);
             }
             self.pump(now, peer);
         }
