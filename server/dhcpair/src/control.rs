@@ -45,6 +45,7 @@ pub fn status(addr: &str, json: bool) -> anyhow::Result<()> {
     }
     let v: serde_json::Value = serde_json::from_str(&body)?;
     let empty = Vec::new();
+    let n = |x: &serde_json::Value| x.as_i64().map_or("-".to_string(), |v| v.to_string());
     println!("{:<16} {:<9} {:<26} {:<26} {:>5} {:>7} {:>7} {:>8} {:>5}", "RELATIONSHIP", "ROLE", "MY STATE", "PARTNER STATE", "LINK", "UNACKED", "QUEUED", "CONTACT", "SKEW");
     for r in v["failover"].as_array().unwrap_or(&empty) {
         let me = format!("{}{}", r["myState"].as_str().unwrap_or("?"), if r["startup"].as_bool() == Some(true) { " (startup)" } else { "" });
@@ -56,10 +57,10 @@ pub fn status(addr: &str, json: bool) -> anyhow::Result<()> {
             me,
             r["partnerState"].as_str().unwrap_or("?"),
             if r["connected"].as_bool() == Some(true) { "up" } else { "down" },
-            r["unackedUpdates"],
-            r["queuedUpdates"],
+            n(&r["unackedUpdates"]),
+            n(&r["queuedUpdates"]),
             contact,
-            r["skew"],
+            n(&r["skew"]),
         );
     }
     println!();
@@ -69,12 +70,12 @@ pub fn status(addr: &str, json: bool) -> anyhow::Result<()> {
             "{:<12} {:<18} {:>6} {:>6} {:>6} {:>6} {:>7} {:>9}",
             p["name"].as_str().unwrap_or("?"),
             p["subnet"].as_str().unwrap_or("?"),
-            p["total"],
-            p["free"],
-            p["backup"],
-            p["active"],
-            p["expired"],
-            p["abandoned"]
+            n(&p["total"]),
+            n(&p["free"]),
+            n(&p["backup"]),
+            n(&p["active"]),
+            n(&p["expired"]),
+            n(&p["abandoned"])
         );
     }
     Ok(())
