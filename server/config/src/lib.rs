@@ -207,11 +207,10 @@ impl Config {
 impl Config {
     /// Parse and validate YAML text; `file` names the source in errors.
     pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig =
-            serde_yaml::from_str(text).map_err(|e| ConfigError::Syntax {
-                file: file.to_string(),
-                message: e.to_string(),
-            })?;
+        let raw: raw::RawConfig = serde_yaml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.to_string(),
+            message: e.to_string(),
+        })?;
         validate(file, raw)
     }
 

@@ -209,9 +209,15 @@ impl OptionValues {
                 .domain_name_servers
                 .clone()
                 .or_else(|| self.domain_name_servers.clone()),
-            domain_name: inner.domain_name.clone().or_else(|| self.domain_name.clone()),
+            domain_name: inner
+                .domain_name
+                .clone()
+                .or_else(|| self.domain_name.clone()),
             broadcast_address: inner.broadcast_address.or(self.broadcast_address),
-            ntp_servers: inner.ntp_servers.clone().or_else(|| self.ntp_servers.clone()),
+            ntp_servers: inner
+                .ntp_servers
+                .clone()
+                .or_else(|| self.ntp_servers.clone()),
             domain_search: inner
                 .domain_search
                 .clone()
@@ -290,7 +296,10 @@ impl CustomOption {
 
 /// Parse `"01:02:0a"`, `"01-02-0a"` or `"01020a"` into bytes.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let digits: String = s.chars().filter(|c| !matches!(c, ':' | '-' | ' ')).collect();
+    let digits: String = s
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | ' '))
+        .collect();
     if digits.is_empty() || digits.len() % 2 != 0 {
         return Err(format!("{s:?} is not an even number of hex digits"));
     }

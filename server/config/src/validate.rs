@@ -40,7 +40,11 @@ pub fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         if s.subnet.trunc() != s.subnet {
             return Err(cx.err(
                 format!("{f}.subnet"),
-                format!("{} has host bits set; did you mean {}?", s.subnet, s.subnet.trunc()),
+                format!(
+                    "{} has host bits set; did you mean {}?",
+                    s.subnet,
+                    s.subnet.trunc()
+                ),
             ));
         }
         validate_options(&cx, &format!("{f}.options"), &s.options)?;
@@ -54,7 +58,10 @@ pub fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigError> {
     for (i, p) in raw.pools.iter().enumerate() {
         let f = format!("pools[{i}]");
         if !names.insert(p.name.clone()) {
-            return Err(cx.err(format!("{f}.name"), format!("pool name {:?} is used twice", p.name)));
+            return Err(cx.err(
+                format!("{f}.name"),
+                format!("pool name {:?} is used twice", p.name),
+            ));
         }
         if let Some(peer) = &p.failover_peer {
             if !raw.peers.iter().any(|r| &r.name == peer) {
@@ -64,29 +71,51 @@ pub fn validate(file: &str, raw: RawConfig) -> Result<Config, ConfigError> {
                 ));
             }
         }
-        let global = raw.options.overlay(subnet_opts.get(&p.subnet).unwrap_or(&Default::default()));
+        let global = raw
+            .options
+            .overlay(subnet_opts.get(&p.subnet).unwrap_or(&Default::default()));
         pools.push(validate_pool(&cx, &f, p, &global)?);
     }
     for (s, _) in subnet_opts.iter() {
         if !pools.iter().any(|p| p.subnet == *s) {
-            return Err(cx.err("subnets", format!("subnet {s} has options but no pool uses it")));
+            return Err(cx.err(
+                "subnets",
+                format!("subnet {s} has options but no pool uses it"),
+            ));
         }
     }
     cross_check_pools(&cx, &pools)?;
-    Ok(Config { server, pools, peers })
+    Ok(Config {
+        server,
+        pools,
+        peers,
+    })
 }
 
 fn validate_server(cx: &Ctx, s: &raw::RawServer) -> Result<ServerSettings, ConfigError> {
     if s.interfaces.is_empty() {
-        return Err(cx.err("server.interfaces", "name at least one interface to serve on"));
+        return Err(cx.err(
+            "server.interfaces",
+            "name at least one interface to serve on",
+        ));
     }
     let mut seen = HashSet::new();
     for (i, name) in s.interfaces.iter().enumerate() {
-        if name.is_empty() || name.len() > 15 || name.contains('/') || name.contains(char::is_whitespace) {
-            return Err(cx.err(format!("server.interfaces[{i}]"), format!("{name:?} is not an interface name")));
+        if name.is_empty()
+            || name.len() > 15
+            || name.contains('/')
+            || name.contains(char::is_whitespace)
+        {
+            return Err(cx.err(
+                format!("server.interfaces[{i}]"),
+                format!("{name:?} is not an interface name"),
+            ));
         }
         if !seen.insert(name) {
-            return Err(cx.err(format!("server.interfaces[{i}]"), format!("{name:?} is listed twice")));
+            return Err(cx.err(
+                format!("server.interfaces[{i}]"),
+                format!("{name:?} is listed twice"),
+            ));
         }
     }
     if s.data_dir.is_empty() {
@@ -95,7 +124,10 @@ fn validate_server(cx: &Ctx, s: &raw::RawServer) -> Result<ServerSettings, Confi
     let port = s.port.unwrap_or(67);
     let client_port = s.client_port.unwrap_or(68);
     if port == 0 || client_port == 0 || port == client_port {
-        return Err(cx.err("server.port", format!("port {port} and clientPort {client_port} must be non-zero and differ")));
+        return Err(cx.err(
+            "server.port",
+            format!("port {port} and clientPort {client_port} must be non-zero and differ"),
+        ));
     }
     let reclaim_interval = s.reclaim_interval.unwrap_or(10);
     if reclaim_interval == 0 {
@@ -131,10 +163,17 @@ fn validate_peers(cx: &Ctx, peers: &[raw::RawPeer]) -> Result<Vec<Peer>, ConfigE
     for (i, p) in peers.iter().enumerate() {
         let f = format!("peers[{i}]");
         if p.name.is_empty() || !names.insert(&p.name) {
-            return Err(cx.err(format!("{f}.name"), format!("peer name {:?} is empty or used twice", p.name)));
+            return Err(cx.err(
+                format!("{f}.name"),
+                format!("peer name {:?} is empty or used twice", p.name),
+            ));
         }
         if p.role == Role::Secondary {
-            for (key, set) in [("mclt", p.mclt.is_some()), ("split", p.split.is_some()), ("hba", p.hba.is_some())] {
+            for (key, set) in [
+                ("mclt", p.mclt.is_some()),
+                ("split", p.split.is_some()),
+                ("hba", p.hba.is_some()),
+            ] {
                 if set {
                     return Err(cx.err(format!("{f}.{key}"), format!("{key} is set by the primary only (as in ISC dhcpd); remove it from the secondary")));
                 }
@@ -151,27 +190,46 @@ fn validate_peers(cx: &Ctx, peers: &[raw::RawPeer]) -> Result<Vec<Peer>, ConfigE
         if let Some(h) = &p.hba {
             match raw::parse_hex(h) {
                 Ok(b) if b.len() == 32 => {}
-                Ok(b) => return Err(cx.err(format!("{f}.hba"), format!("is {} bytes, must be 32", b.len()))),
+                Ok(b) => {
+                    return Err(cx.err(
+                        format!("{f}.hba"),
+                        format!("is {} bytes, must be 32", b.len()),
+                    ))
+                }
                 Err(e) => return Err(cx.err(format!("{f}.hba"), e)),
             }
         }
         if p.address == p.peer_address && p.port == p.peer_port {
-            return Err(cx.err(format!("{f}.peerAddress"), "peer address and port equal our own"));
+            return Err(cx.err(
+                format!("{f}.peerAddress"),
+                "peer address and port equal our own",
+            ));
         }
         let mut hba = None;
         if p.role == Role::Primary {
             if p.mclt.is_none() {
-                return Err(cx.err(format!("{f}.mclt"), "the primary needs mclt (seconds), as in ISC dhcpd"));
+                return Err(cx.err(
+                    format!("{f}.mclt"),
+                    "the primary needs mclt (seconds), as in ISC dhcpd",
+                ));
             }
             hba = match (p.split, &p.hba) {
                 (Some(n), None) => Some(split_hba(n)),
                 (None, Some(h)) => raw::parse_hex(h).ok().and_then(|b| b.try_into().ok()),
-                _ => return Err(cx.err(format!("{f}.split"), "the primary needs split (0-256) or hba, as in ISC dhcpd")),
+                _ => {
+                    return Err(cx.err(
+                        format!("{f}.split"),
+                        "the primary needs split (0-256) or hba, as in ISC dhcpd",
+                    ))
+                }
             };
         }
         let max_response_delay = p.max_response_delay.unwrap_or(20);
         if max_response_delay < 3 {
-            return Err(cx.err(format!("{f}.maxResponseDelay"), "must be at least 3 seconds (the partner sends CONTACT every third of it)"));
+            return Err(cx.err(
+                format!("{f}.maxResponseDelay"),
+                "must be at least 3 seconds (the partner sends CONTACT every third of it)",
+            ));
         }
         let max_unacked_updates = p.max_unacked_updates.unwrap_or(100);
         if max_unacked_updates == 0 {
@@ -179,15 +237,24 @@ fn validate_peers(cx: &Ctx, peers: &[raw::RawPeer]) -> Result<Vec<Peer>, ConfigE
         }
         let misbalance = p.max_lease_misbalance.unwrap_or(15);
         let ownership = p.max_lease_ownership.unwrap_or(10);
-        for (key, v) in [("maxLeaseMisbalance", misbalance), ("maxLeaseOwnership", ownership)] {
+        for (key, v) in [
+            ("maxLeaseMisbalance", misbalance),
+            ("maxLeaseOwnership", ownership),
+        ] {
             if v > 100 {
-                return Err(cx.err(format!("{f}.{key}"), format!("{v} is a percentage above 100")));
+                return Err(cx.err(
+                    format!("{f}.{key}"),
+                    format!("{v} is a percentage above 100"),
+                ));
             }
         }
         let min_balance = p.min_balance.unwrap_or(60);
         let max_balance = p.max_balance.unwrap_or(3600);
         if min_balance > max_balance {
-            return Err(cx.err(format!("{f}.minBalance"), format!("{min_balance} is above maxBalance {max_balance}")));
+            return Err(cx.err(
+                format!("{f}.minBalance"),
+                format!("{min_balance} is above maxBalance {max_balance}"),
+            ));
         }
         out.push(Peer {
             name: p.name.clone(),
@@ -216,17 +283,29 @@ fn validate_options(cx: &Ctx, f: &str, o: &raw::OptionValues) -> Result<(), Conf
     for (i, c) in o.custom.iter().enumerate() {
         let cf = format!("{f}.custom[{i}]");
         if matches!(c.code, 0 | 255 | 50..=54 | 58 | 59 | 61 | 82) {
-            return Err(cx.err(format!("{cf}.code"), format!("option {} is managed by the server and cannot be configured", c.code)));
+            return Err(cx.err(
+                format!("{cf}.code"),
+                format!(
+                    "option {} is managed by the server and cannot be configured",
+                    c.code
+                ),
+            ));
         }
         if !codes.insert(c.code) {
-            return Err(cx.err(format!("{cf}.code"), format!("option {} is given twice in this scope", c.code)));
+            return Err(cx.err(
+                format!("{cf}.code"),
+                format!("option {} is given twice in this scope", c.code),
+            ));
         }
         c.bytes().map_err(|e| cx.err(&cf, e))?;
     }
     if let Some(list) = &o.domain_search {
         for (i, d) in list.iter().enumerate() {
             if d.is_empty() || d.split('.').any(|l| l.len() > 63) || d.len() > 253 {
-                return Err(cx.err(format!("{f}.domainSearch[{i}]"), format!("{d:?} is not a domain name")));
+                return Err(cx.err(
+                    format!("{f}.domainSearch[{i}]"),
+                    format!("{d:?} is not a domain name"),
+                ));
             }
         }
     }
@@ -260,7 +339,10 @@ fn validate_pool(
         ));
     }
     if net.prefix_len() > 30 {
-        return Err(cx.err(format!("{f}.subnet"), format!("{net} is too small to serve (/30 at most)")));
+        return Err(cx.err(
+            format!("{f}.subnet"),
+            format!("{net} is too small to serve (/30 at most)"),
+        ));
     }
     let mut ranges = Vec::new();
     for (j, r) in p.ranges.iter().enumerate() {
@@ -270,19 +352,32 @@ fn validate_pool(
         }
         for (what, ip) in [("start", r.start), ("end", r.end)] {
             if !net.contains(&ip) {
-                return Err(cx.err(format!("{rf}.{what}"), format!("{ip} is outside subnet {net}")));
+                return Err(cx.err(
+                    format!("{rf}.{what}"),
+                    format!("{ip} is outside subnet {net}"),
+                ));
             }
         }
-        let range = Range { start: r.start, end: r.end };
+        let range = Range {
+            start: r.start,
+            end: r.end,
+        };
         for bad in [net.network(), net.broadcast()] {
             if range.contains(bad) {
-                return Err(cx.err(&rf, format!("includes {bad}, the network or broadcast address of {net}")));
+                return Err(cx.err(
+                    &rf,
+                    format!("includes {bad}, the network or broadcast address of {net}"),
+                ));
             }
         }
         ranges.push(range);
     }
-    let default = p.default_lease_time.unwrap_or(DEFAULT_LEASE_TIME.min(p.max_lease_time.unwrap_or(u32::MAX)));
-    let max = p.max_lease_time.unwrap_or(DEFAULT_MAX_LEASE_TIME.max(default));
+    let default = p
+        .default_lease_time
+        .unwrap_or(DEFAULT_LEASE_TIME.min(p.max_lease_time.unwrap_or(u32::MAX)));
+    let max = p
+        .max_lease_time
+        .unwrap_or(DEFAULT_MAX_LEASE_TIME.max(default));
     let min = p.min_lease_time.unwrap_or(0);
     if default == 0 {
         return Err(cx.err(format!("{f}.defaultLeaseTime"), "must be at least 1 second"));
@@ -298,16 +393,27 @@ fn validate_pool(
     for (j, r) in p.reservations.iter().enumerate() {
         let rf = format!("{f}.reservations[{j}]");
         let key = match (&r.hardware_address, &r.client_id) {
-            (Some(hw), None) => ReservationKey::HardwareAddress(parse_mac(hw).ok_or_else(|| {
-                cx.err(format!("{rf}.hardwareAddress"), format!("{hw:?} is not a MAC address like 52:54:00:12:34:56"))
-            })?),
+            (Some(hw), None) => {
+                ReservationKey::HardwareAddress(parse_mac(hw).ok_or_else(|| {
+                    cx.err(
+                        format!("{rf}.hardwareAddress"),
+                        format!("{hw:?} is not a MAC address like 52:54:00:12:34:56"),
+                    )
+                })?)
+            }
             (None, Some(id)) => ReservationKey::ClientId(
                 raw::parse_hex(id).map_err(|e| cx.err(format!("{rf}.clientId"), e))?,
             ),
             _ => return Err(cx.err(&rf, "give exactly one of hardwareAddress or clientId")),
         };
-        if !net.contains(&r.ip_address) || r.ip_address == net.network() || r.ip_address == net.broadcast() {
-            return Err(cx.err(format!("{rf}.ipAddress"), format!("{} is not a host address of subnet {net}", r.ip_address)));
+        if !net.contains(&r.ip_address)
+            || r.ip_address == net.network()
+            || r.ip_address == net.broadcast()
+        {
+            return Err(cx.err(
+                format!("{rf}.ipAddress"),
+                format!("{} is not a host address of subnet {net}", r.ip_address),
+            ));
         }
         validate_options(cx, &format!("{rf}.options"), &r.options)?;
         reservations.push(Reservation {
@@ -352,7 +458,10 @@ fn cross_check_pools(cx: &Ctx, pools: &[Pool]) -> Result<(), ConfigError> {
         if b.start <= a.end {
             return Err(cx.err(
                 format!("pools[{bi}].ranges[{bj}]"),
-                format!("{}-{} overlaps pools[{ai}].ranges[{aj}] ({}-{})", b.start, b.end, a.start, a.end),
+                format!(
+                    "{}-{} overlaps pools[{ai}].ranges[{aj}] ({}-{})",
+                    b.start, b.end, a.start, a.end
+                ),
             ));
         }
     }
@@ -361,12 +470,21 @@ fn cross_check_pools(cx: &Ctx, pools: &[Pool]) -> Result<(), ConfigError> {
     for (i, p) in pools.iter().enumerate() {
         if let Some((link, _)) = link_of.get(&p.subnet) {
             if *link != p.shared_network {
-                return Err(cx.err(format!("pools[{i}].sharedNetwork"), format!("subnet {} is on shared network {link:?} in another pool", p.subnet)));
+                return Err(cx.err(
+                    format!("pools[{i}].sharedNetwork"),
+                    format!(
+                        "subnet {} is on shared network {link:?} in another pool",
+                        p.subnet
+                    ),
+                ));
             }
         } else {
             for (other, (_, oi)) in link_of.iter() {
                 if other.contains(&p.subnet.network()) || p.subnet.contains(&other.network()) {
-                    return Err(cx.err(format!("pools[{i}].subnet"), format!("{} overlaps subnet {other} of pools[{oi}]", p.subnet)));
+                    return Err(cx.err(
+                        format!("pools[{i}].subnet"),
+                        format!("{} overlaps subnet {other} of pools[{oi}]", p.subnet),
+                    ));
                 }
             }
             link_of.insert(p.subnet, (&p.shared_network, i));
@@ -398,7 +516,10 @@ fn cross_check_pools(cx: &Ctx, pools: &[Pool]) -> Result<(), ConfigError> {
                 return Err(cx.err(&here, format!("reserves the same client as {prev}")));
             }
             if let Some(prev) = by_ip.insert(r.ip, here.clone()) {
-                return Err(cx.err(&here, format!("reserves {} already reserved by {prev}", r.ip)));
+                return Err(cx.err(
+                    &here,
+                    format!("reserves {} already reserved by {prev}", r.ip),
+                ));
             }
         }
     }

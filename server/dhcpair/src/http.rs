@@ -111,7 +111,10 @@ async fn readyz(State(s): State<Shared>) -> Response {
 
 async fn metrics(State(s): State<Shared>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.encode(),
     )
         .into_response()
@@ -125,29 +128,46 @@ async fn status(State(s): State<Shared>) -> Response {
     Json(snap).into_response()
 }
 
-fn authorized(s: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+/// Why a control call is refused.
+fn authorized(s: &Shared, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
     let Some(want) = &s.token else {
-        return Err((StatusCode::FORBIDDEN, "control API disabled: no controlTokenFile or DHCPAIR_CONTROL_TOKEN\n").into_response());
+        return Err((
+            StatusCode::FORBIDDEN,
+            "control API disabled: no controlTokenFile or DHCPAIR_CONTROL_TOKEN\n",
+        ));
     };
     let got = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     // Compare without an early exit on the first differing byte.
-    let ok = got.is_some_and(|g| g.len() == want.len() && g.bytes().zip(want.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0);
+    let ok = got.is_some_and(|g| {
+        g.len() == want.len()
+            && g.bytes()
+                .zip(want.bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0
+    });
     if ok {
         Ok(())
     } else {
-        Err((StatusCode::UNAUTHORIZED, "bad or missing bearer token\n").into_response())
+        Err((StatusCode::UNAUTHORIZED, "bad or missing bearer token\n"))
     }
 }
 
-async fn partner_down(State(s): State<Shared>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn partner_down(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = authorized(&s, &headers) {
-        return r;
+        return r.into_response();
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
-    if !s.input.send(crate::serve::Input::PartnerDown { name, reply: tx }) {
+    if !s
+        .input
+        .send(crate::serve::Input::PartnerDown { name, reply: tx })
+    {
         return (StatusCode::SERVICE_UNAVAILABLE, "server is stopping\n").into_response();
     }
     match rx.await {

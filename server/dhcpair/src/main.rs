@@ -19,7 +19,11 @@ use dhcpair_engine::{ClientKey, Lease};
 use dhcpair_store::{LeaseStore, SqliteStore};
 
 #[derive(Debug, Parser)]
-#[command(name = "dhcpair", version, about = "A DHCPv4 server pair with failover")]
+#[command(
+    name = "dhcpair",
+    version,
+    about = "A DHCPv4 server pair with failover"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,9 +76,15 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Leases { data_dir, json } => leases(&data_dir, json),
         Command::Status { http, json } => control::status(&http, json),
-        Command::PartnerDown { name, http, token_file } => {
+        Command::PartnerDown {
+            name,
+            http,
+            token_file,
+        } => {
             let token = match token_file {
-                Some(f) => std::fs::read_to_string(&f).map(|t| Some(t.trim().to_string())).map_err(anyhow::Error::from),
+                Some(f) => std::fs::read_to_string(&f)
+                    .map(|t| Some(t.trim().to_string()))
+                    .map_err(anyhow::Error::from),
                 None => Ok(std::env::var("DHCPAIR_CONTROL_TOKEN").ok()),
             };
             token.and_then(|t| control::partner_down(&http, &name, t))
@@ -108,7 +118,11 @@ pub(crate) fn db_path(data_dir: &std::path::Path) -> PathBuf {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn lease_json(l: &Lease) -> serde_json::Value {
@@ -146,9 +160,16 @@ fn leases(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<16} {:<10} {:<18} {:<12} {:<20} {:>12}", "IP", "STATE", "HARDWARE", "POOL", "HOSTNAME", "ENDS");
+    println!(
+        "{:<16} {:<10} {:<18} {:<12} {:<20} {:>12}",
+        "IP", "STATE", "HARDWARE", "POOL", "HOSTNAME", "ENDS"
+    );
     for l in &snap.leases {
-        let ends = if l.ends >= dhcpair_engine::FOREVER { "never".to_string() } else { l.ends.to_string() };
+        let ends = if l.ends >= dhcpair_engine::FOREVER {
+            "never".to_string()
+        } else {
+            l.ends.to_string()
+        };
         println!(
             "{:<16} {:<10} {:<18} {:<12} {:<20} {:>12}",
             l.ip,

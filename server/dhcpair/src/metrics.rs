@@ -1,7 +1,6 @@
 //! Prometheus metrics. Labels come from enums (message type, outcome, address state) and
 //! from pool names in the config, never from error strings.
 
-
 use dhcpair_engine::PoolStats;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -106,15 +105,51 @@ impl Metrics {
         let commit_errors = Counter::default();
         let send_errors = Counter::default();
         let pool_addresses = Family::<PoolLabels, Gauge>::default();
-        registry.register("packets", "DHCP requests by message type and outcome", packets.clone());
-        registry.register("decode_errors", "Packets dropped because they did not decode", decode_errors.clone());
-        registry.register("queue_drops", "Packets dropped because the engine queue was full", queue_drops.clone());
-        registry.register("reply_latency_seconds", "From receipt of a request to the reply leaving", reply_latency.clone());
-        registry.register("store_commit_latency_seconds", "Duration of one group commit (transaction + fsync)", commit_latency.clone());
-        registry.register("store_commit_batch_writes", "Lease writes per group commit", commit_batch.clone());
-        registry.register("store_commit_errors", "Group commits that failed (their replies were not sent)", commit_errors.clone());
-        registry.register("send_errors", "Replies that could not be sent", send_errors.clone());
-        registry.register("pool_addresses", "Addresses per pool and state", pool_addresses.clone());
+        registry.register(
+            "packets",
+            "DHCP requests by message type and outcome",
+            packets.clone(),
+        );
+        registry.register(
+            "decode_errors",
+            "Packets dropped because they did not decode",
+            decode_errors.clone(),
+        );
+        registry.register(
+            "queue_drops",
+            "Packets dropped because the engine queue was full",
+            queue_drops.clone(),
+        );
+        registry.register(
+            "reply_latency_seconds",
+            "From receipt of a request to the reply leaving",
+            reply_latency.clone(),
+        );
+        registry.register(
+            "store_commit_latency_seconds",
+            "Duration of one group commit (transaction + fsync)",
+            commit_latency.clone(),
+        );
+        registry.register(
+            "store_commit_batch_writes",
+            "Lease writes per group commit",
+            commit_batch.clone(),
+        );
+        registry.register(
+            "store_commit_errors",
+            "Group commits that failed (their replies were not sent)",
+            commit_errors.clone(),
+        );
+        registry.register(
+            "send_errors",
+            "Replies that could not be sent",
+            send_errors.clone(),
+        );
+        registry.register(
+            "pool_addresses",
+            "Addresses per pool and state",
+            pool_addresses.clone(),
+        );
         let fo_my_state = Family::<RelLabels, Gauge>::default();
         let fo_partner_state = Family::<RelLabels, Gauge>::default();
         let fo_unacked = Family::<RelLabels, Gauge>::default();
@@ -124,13 +159,41 @@ impl Metrics {
         let fo_connected = Family::<RelLabels, Gauge>::default();
         let fo_messages = Family::<RelMsgLabels, Counter>::default();
         registry.register("failover_my_state", "This server's failover state (draft-12 wire value: 2 normal, 3 communications-interrupted, 4 partner-down, 6 recover, 254 recover-wait, ...)", fo_my_state.clone());
-        registry.register("failover_partner_state", "The partner's last reported failover state (wire value)", fo_partner_state.clone());
-        registry.register("failover_unacked_updates", "BNDUPDs sent and not yet acknowledged", fo_unacked.clone());
-        registry.register("failover_queued_updates", "BNDUPDs waiting to be sent", fo_queued.clone());
-        registry.register("failover_seconds_since_contact", "Seconds since the last message from the partner (-1: never)", fo_since_contact.clone());
-        registry.register("failover_clock_skew_seconds", "Partner's clock minus ours, from the last message header", fo_skew.clone());
-        registry.register("failover_connected", "1 while the failover link is established", fo_connected.clone());
-        registry.register("failover_messages", "Failover messages by direction and type", fo_messages.clone());
+        registry.register(
+            "failover_partner_state",
+            "The partner's last reported failover state (wire value)",
+            fo_partner_state.clone(),
+        );
+        registry.register(
+            "failover_unacked_updates",
+            "BNDUPDs sent and not yet acknowledged",
+            fo_unacked.clone(),
+        );
+        registry.register(
+            "failover_queued_updates",
+            "BNDUPDs waiting to be sent",
+            fo_queued.clone(),
+        );
+        registry.register(
+            "failover_seconds_since_contact",
+            "Seconds since the last message from the partner (-1: never)",
+            fo_since_contact.clone(),
+        );
+        registry.register(
+            "failover_clock_skew_seconds",
+            "Partner's clock minus ours, from the last message header",
+            fo_skew.clone(),
+        );
+        registry.register(
+            "failover_connected",
+            "1 while the failover link is established",
+            fo_connected.clone(),
+        );
+        registry.register(
+            "failover_messages",
+            "Failover messages by direction and type",
+            fo_messages.clone(),
+        );
         Metrics {
             fo_my_state,
             fo_partner_state,
@@ -157,7 +220,11 @@ impl Metrics {
         for s in stats {
             let set = |state: AddrState, v: u64| {
                 self.pool_addresses
-                    .get_or_create(&PoolLabels { pool: s.name.clone(), subnet: s.subnet.clone(), state })
+                    .get_or_create(&PoolLabels {
+                        pool: s.name.clone(),
+                        subnet: s.subnet.clone(),
+                        state,
+                    })
                     .set(i64::try_from(v).unwrap_or(i64::MAX));
             };
             set(AddrState::total, s.total);
@@ -181,22 +248,46 @@ impl Metrics {
     ) {
         seen.resize(rels.len(), Default::default());
         for (r, last) in rels.iter().zip(seen.iter_mut()) {
-            let l = RelLabels { relationship: r.name.clone() };
-            self.fo_my_state.get_or_create(&l).set(i64::from(r.my_state.to_wire()));
-            self.fo_partner_state.get_or_create(&l).set(i64::from(r.partner_state.to_wire()));
-            self.fo_unacked.get_or_create(&l).set(r.unacked_updates as i64);
-            self.fo_queued.get_or_create(&l).set(r.queued_updates as i64);
-            self.fo_since_contact.get_or_create(&l).set(r.last_contact.map_or(-1, |t| now.saturating_sub(t) as i64));
+            let l = RelLabels {
+                relationship: r.name.clone(),
+            };
+            self.fo_my_state
+                .get_or_create(&l)
+                .set(i64::from(r.my_state.to_wire()));
+            self.fo_partner_state
+                .get_or_create(&l)
+                .set(i64::from(r.partner_state.to_wire()));
+            self.fo_unacked
+                .get_or_create(&l)
+                .set(r.unacked_updates as i64);
+            self.fo_queued
+                .get_or_create(&l)
+                .set(r.queued_updates as i64);
+            self.fo_since_contact
+                .get_or_create(&l)
+                .set(r.last_contact.map_or(-1, |t| now.saturating_sub(t) as i64));
             self.fo_skew.get_or_create(&l).set(r.skew);
-            self.fo_connected.get_or_create(&l).set(i64::from(r.connected));
-            for (i, kind) in (1u8..=12).filter_map(|k| dhcpair_wire::failover::MessageType::from_wire(k).map(|m| (k as usize, m))) {
+            self.fo_connected
+                .get_or_create(&l)
+                .set(i64::from(r.connected));
+            for (i, kind) in (1u8..=12).filter_map(|k| {
+                dhcpair_wire::failover::MessageType::from_wire(k).map(|m| (k as usize, m))
+            }) {
                 for (dir, now_n, seen_n) in [
                     (Direction::sent, r.messages.sent[i], &mut last.sent[i]),
-                    (Direction::received, r.messages.received[i], &mut last.received[i]),
+                    (
+                        Direction::received,
+                        r.messages.received[i],
+                        &mut last.received[i],
+                    ),
                 ] {
                     if now_n > *seen_n {
                         self.fo_messages
-                            .get_or_create(&RelMsgLabels { relationship: r.name.clone(), direction: dir, message_type: kind.label() })
+                            .get_or_create(&RelMsgLabels {
+                                relationship: r.name.clone(),
+                                direction: dir,
+                                message_type: kind.label(),
+                            })
                             .inc_by(now_n - *seen_n);
                         *seen_n = now_n;
                     }

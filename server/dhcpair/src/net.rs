@@ -51,7 +51,11 @@ pub fn open(name: &str, port: u16) -> anyhow::Result<Interface> {
     let socket: UdpSocket = s.into();
     // Receive loops wake up regularly to notice shutdown.
     socket.set_read_timeout(Some(Duration::from_millis(250)))?;
-    Ok(Interface { name: name.to_string(), addrs, socket })
+    Ok(Interface {
+        name: name.to_string(),
+        addrs,
+        socket,
+    })
 }
 
 /// RFC 2131 §4.1: the socket address a reply goes to.

@@ -44,7 +44,12 @@ pub struct Transport {
 impl Transport {
     pub fn new(peers: Vec<Peer>) -> Arc<Transport> {
         let linked = peers.iter().map(|_| AtomicBool::new(false)).collect();
-        Arc::new(Transport { peers, linked, next_conn: AtomicU64::new(1), open_conns: AtomicUsize::new(0) })
+        Arc::new(Transport {
+            peers,
+            linked,
+            next_conn: AtomicU64::new(1),
+            open_conns: AtomicUsize::new(0),
+        })
     }
 }
 
@@ -52,7 +57,10 @@ impl Transport {
 pub async fn start(t: Arc<Transport>, input: InputTx) -> anyhow::Result<()> {
     let mut listeners: HashMap<SocketAddrV4, Vec<usize>> = HashMap::new();
     for (i, p) in t.peers.iter().enumerate() {
-        listeners.entry(SocketAddrV4::new(p.address, p.port)).or_default().push(i);
+        listeners
+            .entry(SocketAddrV4::new(p.address, p.port))
+            .or_default()
+            .push(i);
     }
     for (addr, rels) in listeners {
         let l = TcpListener::bind(addr)
@@ -77,8 +85,14 @@ async fn accept_loop(l: TcpListener, rels: Vec<usize>, t: Arc<Transport>, input:
                 continue;
             }
         };
-        let SocketAddr::V4(remote) = remote else { continue };
-        match rels.iter().copied().find(|r| t.peers[*r].peer_address == *remote.ip()) {
+        let SocketAddr::V4(remote) = remote else {
+            continue;
+        };
+        match rels
+            .iter()
+            .copied()
+            .find(|r| t.peers[*r].peer_address == *remote.ip())
+        {
             Some(peer) => {
                 info!(%remote, relationship = %t.peers[peer].name, "failover connection accepted");
                 tokio::spawn(run_conn(stream, peer, Arc::clone(&t), input.clone()));
@@ -103,7 +117,8 @@ async fn connect_loop(peer: usize, t: Arc<Transport>, input: InputTx) {
                 Ok(s)
             });
             match sock {
-                Ok(s) => match tokio::time::timeout(RECONNECT, s.connect(SocketAddr::V4(to))).await {
+                Ok(s) => match tokio::time::timeout(RECONNECT, s.connect(SocketAddr::V4(to))).await
+                {
                     Ok(Ok(stream)) => {
                         info!(%to, relationship = %p.name, "failover connected");
                         run_conn(stream, peer, Arc::clone(&t), input.clone()).await;
@@ -142,7 +157,12 @@ async fn run_conn(stream: TcpStream, peer: usize, t: Arc<Transport>, input: Inpu
     t.open_conns.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn read_frames(mut rd: tokio::net::tcp::OwnedReadHalf, peer: usize, conn: ConnId, input: InputTx) {
+async fn read_frames(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    peer: usize,
+    conn: ConnId,
+    input: InputTx,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     loop {
@@ -155,7 +175,9 @@ async fn read_frames(mut rd: tokio::net::tcp::OwnedReadHalf, peer: usize, conn: 
                                 return;
                             }
                         }
-                        Ok(Decoded::Ignored { kind }) => debug!(kind, "ignored failover message type"),
+                        Ok(Decoded::Ignored { kind }) => {
+                            debug!(kind, "ignored failover message type")
+                        }
                         Err(e) => {
                             // Reference §1.3: a protocol error drops the connection.
                             warn!(error = %e, "FAILOVER: {e}; message length wait: protocol error");

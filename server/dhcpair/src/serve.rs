@@ -15,8 +15,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use dhcpair_config::Config;
-use dhcpair_engine::{Arrival, ConnId, Effect, Engine, Lease, Persist, PoolStats, RelationshipRecord, Time};
-use dhcpair_store::{CommitStats, GroupCommitter, LeaseStore, RelationshipState, SqliteStore, Write};
+use dhcpair_engine::{
+    Arrival, ConnId, Effect, Engine, Lease, Persist, PoolStats, RelationshipRecord, Time,
+};
+use dhcpair_store::{
+    CommitStats, GroupCommitter, LeaseStore, RelationshipState, SqliteStore, Write,
+};
 use dhcpair_wire::v4::MessageType;
 use dhcpair_wire::Inbound;
 use tracing::{debug, info, warn};
@@ -32,11 +36,29 @@ const MAX_BATCH: usize = 4096;
 const QUEUE_DEPTH: usize = 16_384;
 
 pub enum Input {
-    Packet { iface: usize, inbound: Inbound, received: Instant },
-    PeerConnected { peer: usize, conn: ConnId, tx: ConnTx },
-    PeerClosed { peer: usize, conn: ConnId },
-    PeerMessage { peer: usize, conn: ConnId, msg: dhcpair_wire::failover::Message },
-    PartnerDown { name: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+    Packet {
+        iface: usize,
+        inbound: Inbound,
+        received: Instant,
+    },
+    PeerConnected {
+        peer: usize,
+        conn: ConnId,
+        tx: ConnTx,
+    },
+    PeerClosed {
+        peer: usize,
+        conn: ConnId,
+    },
+    PeerMessage {
+        peer: usize,
+        conn: ConnId,
+        msg: dhcpair_wire::failover::Message,
+    },
+    PartnerDown {
+        name: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
     Shutdown,
 }
 
@@ -69,7 +91,9 @@ impl InputTx {
 }
 
 fn unix_now() -> Time {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
@@ -122,7 +146,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
 
     let observer_metrics = Arc::clone(&metrics);
     let committer = GroupCommitter::spawn_with_observer(store, MAX_BATCH, move |s: CommitStats| {
-        observer_metrics.commit_latency.observe(s.duration.as_secs_f64());
+        observer_metrics
+            .commit_latency
+            .observe(s.duration.as_secs_f64());
         observer_metrics.commit_batch.observe(s.batch_writes as f64);
         if !s.ok {
             observer_metrics.commit_errors.inc();
@@ -132,11 +158,21 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let engine = Engine::new(config.clone(), snapshot.leases, &saved, unix_now());
     let (raw_tx, rx) = channel::<Input>();
     let depth = Arc::new(AtomicUsize::new(0));
-    let tx = InputTx { tx: raw_tx, depth: Arc::clone(&depth), closed: Arc::new(AtomicBool::new(false)) };
+    let tx = InputTx {
+        tx: raw_tx,
+        depth: Arc::clone(&depth),
+        closed: Arc::new(AtomicBool::new(false)),
+    };
     let transport = Transport::new(config.peers.clone());
     let mut receivers = Vec::new();
     for (idx, iface) in ifaces.iter().enumerate() {
-        receivers.push(spawn_receiver(idx, Arc::clone(iface), tx.clone(), Arc::clone(&stop), Arc::clone(&metrics))?);
+        receivers.push(spawn_receiver(
+            idx,
+            Arc::clone(iface),
+            tx.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&metrics),
+        )?);
     }
     let ports = (config.server.port, config.server.client_port);
     let worker = EngineThread {
@@ -154,14 +190,22 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         reclaim_every: Duration::from_secs(u64::from(config.server.reclaim_interval)),
         last_pool_log: None,
     };
-    let engine_thread = std::thread::Builder::new().name("engine".into()).spawn(move || worker.run())?;
+    let engine_thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || worker.run())?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .thread_name("http")
         .build()?;
-    let shared = Shared { metrics, status, ready: Arc::clone(&ready), input: tx.clone(), token };
+    let shared = Shared {
+        metrics,
+        status,
+        ready: Arc::clone(&ready),
+        input: tx.clone(),
+        token,
+    };
     let http_addr = config.server.http;
     let peer_tx = tx.clone();
     let peer_transport = Arc::clone(&transport);
@@ -219,7 +263,10 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -306,7 +353,10 @@ struct Outgoing {
 impl Outgoing {
     fn send(self) {
         match self.iface.socket.send_to(&self.bytes, self.to) {
-            Ok(_) => self.metrics.reply_latency.observe(self.received.elapsed().as_secs_f64()),
+            Ok(_) => self
+                .metrics
+                .reply_latency
+                .observe(self.received.elapsed().as_secs_f64()),
             Err(e) => {
                 self.metrics.send_errors.inc();
                 warn!(interface = %self.iface.name, to = %self.to, error = %e, "send failed");
@@ -350,12 +400,18 @@ impl EngineThread {
                 self.publish();
                 next_tick = now + tick;
             }
-            let input = self.rx.recv_timeout(next_tick.saturating_duration_since(Instant::now()));
+            let input = self
+                .rx
+                .recv_timeout(next_tick.saturating_duration_since(Instant::now()));
             if input.is_ok() {
                 self.depth.fetch_sub(1, Ordering::Relaxed);
             }
             match input {
-                Ok(Input::Packet { iface, inbound, received }) => self.handle_packet(iface, inbound, received),
+                Ok(Input::Packet {
+                    iface,
+                    inbound,
+                    received,
+                }) => self.handle_packet(iface, inbound, received),
                 Ok(Input::PeerConnected { peer, conn, tx }) => {
                     self.conns.insert(conn, tx);
                     self.engine.handle_peer_connected(unix_now(), peer, conn);
@@ -397,13 +453,15 @@ impl EngineThread {
         for e in effects {
             match e {
                 Effect::Persist(Persist::Lease(l)) => writes.push(Write::Lease(l)),
-                Effect::Persist(Persist::Relationship(r)) => writes.push(Write::Relationship(RelationshipState {
-                    name: r.name,
-                    my_state: r.my_state,
-                    partner_state: r.partner_state,
-                    stos: r.stos,
-                    mclt: r.mclt,
-                })),
+                Effect::Persist(Persist::Relationship(r)) => {
+                    writes.push(Write::Relationship(RelationshipState {
+                        name: r.name,
+                        my_state: r.my_state,
+                        partner_state: r.partner_state,
+                        stos: r.stos,
+                        mclt: r.mclt,
+                    }))
+                }
                 Effect::Send { conn, msg, .. } => {
                     if let (Some(tx), Some(bytes)) = (self.conns.get(&conn), peer::frame(&msg)) {
                         sends.push((tx.clone(), Out::Frame(bytes)));
@@ -444,18 +502,25 @@ impl EngineThread {
     }
 
     fn handle_packet(&mut self, idx: usize, inbound: Inbound, received: Instant) {
-        let Some(iface) = self.ifaces.get(idx).cloned() else { return };
+        let Some(iface) = self.ifaces.get(idx).cloned() else {
+            return;
+        };
         let msg = &inbound.msg;
         let kind = msg.opts().msg_type();
         let d = self.engine.handle_request(
             unix_now(),
-            &Arrival { interface_addrs: &iface.addrs },
+            &Arrival {
+                interface_addrs: &iface.addrs,
+            },
             msg,
             inbound.relay_agent_info.clone(),
         );
         self.metrics
             .packets
-            .get_or_create(&PacketLabels { message_type: msg_type(kind), outcome: d.outcome.as_str() })
+            .get_or_create(&PacketLabels {
+                message_type: msg_type(kind),
+                outcome: d.outcome.as_str(),
+            })
             .inc();
         debug!(
             xid = format_args!("{:#010x}", msg.xid()),
@@ -465,17 +530,19 @@ impl EngineThread {
             outcome = d.outcome.as_str(),
             "request"
         );
-        let outgoing = d.reply.and_then(|r| match dhcpair_wire::encode_reply(&r.msg, r.relay_agent_info.as_deref()) {
-            Ok(bytes) => Some(Outgoing {
-                iface,
-                to: net::reply_addr(r.dest, self.ports.0, self.ports.1),
-                bytes,
-                received,
-                metrics: Arc::clone(&self.metrics),
-            }),
-            Err(e) => {
-                warn!(error = %e, "reply not encodable");
-                None
+        let outgoing = d.reply.and_then(|r| {
+            match dhcpair_wire::encode_reply(&r.msg, r.relay_agent_info.as_deref()) {
+                Ok(bytes) => Some(Outgoing {
+                    iface,
+                    to: net::reply_addr(r.dest, self.ports.0, self.ports.1),
+                    bytes,
+                    received,
+                    metrics: Arc::clone(&self.metrics),
+                }),
+                Err(e) => {
+                    warn!(error = %e, "reply not encodable");
+                    None
+                }
             }
         });
         self.dispatch(d.persist, outgoing);
@@ -494,7 +561,10 @@ impl EngineThread {
     fn publish(&mut self) {
         let stats = self.engine.pool_stats(unix_now());
         self.metrics.set_pools(&stats);
-        let changed = self.last_pool_log.as_ref().is_none_or(|(at, prev)| *prev != stats && at.elapsed() >= Duration::from_secs(60));
+        let changed = self
+            .last_pool_log
+            .as_ref()
+            .is_none_or(|(at, prev)| *prev != stats && at.elapsed() >= Duration::from_secs(60));
         if changed {
             for s in &stats {
                 // ISC's pool line, so people coming from dhcpd can read our logs.
@@ -521,8 +591,12 @@ impl EngineThread {
             })
             .collect();
         let rels = self.engine.relationships();
-        self.metrics.set_relationships(&rels, &mut self.msg_seen, unix_now());
-        let failover: Vec<RelationshipView> = rels.iter().map(|r| RelationshipView::new(r, unix_now())).collect();
+        self.metrics
+            .set_relationships(&rels, &mut self.msg_seen, unix_now());
+        let failover: Vec<RelationshipView> = rels
+            .iter()
+            .map(|r| RelationshipView::new(r, unix_now()))
+            .collect();
         let mut g = match self.status.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),

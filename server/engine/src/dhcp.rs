@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use dhcpair_config::{ClientFacts, Config, OptionValues, Pool, ReservationKey};
 use dhcpair_wire::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode};
 
-use crate::failover::{mclt_lease_time, Effect, RelationshipRecord, Relationship};
+use crate::failover::{mclt_lease_time, Effect, Relationship, RelationshipRecord};
 use crate::lease::{BindingState, ClientKey, Lease, Time};
 use crate::table::{Owner, Table};
 
@@ -121,7 +121,11 @@ pub struct Decision {
 
 impl Decision {
     fn drop(r: DropReason) -> Decision {
-        Decision { outcome: Outcome::Dropped(r), reply: None, persist: None }
+        Decision {
+            outcome: Outcome::Dropped(r),
+            reply: None,
+            persist: None,
+        }
     }
 }
 
@@ -173,7 +177,10 @@ pub fn client_key(msg: &Message) -> ClientKey {
             return ClientKey::ClientId(id.clone());
         }
     }
-    ClientKey::Hardware { htype: u8::from(msg.htype()), chaddr: msg.chaddr().to_vec() }
+    ClientKey::Hardware {
+        htype: u8::from(msg.htype()),
+        chaddr: msg.chaddr().to_vec(),
+    }
 }
 
 fn requested_ip(msg: &Message) -> Option<Ipv4Addr> {
@@ -208,31 +215,51 @@ pub struct Dhcp {
 impl Dhcp {
     pub fn new(config: Config, rows: Vec<Lease>, saved: &[RelationshipRecord], now: Time) -> Dhcp {
         let table = Table::new(&config, rows);
-        let pool_rel: Vec<Option<usize>> =
-            config.pools.iter().map(|p| p.failover_peer.as_deref().and_then(|n| config.peer_index(n))).collect();
+        let pool_rel: Vec<Option<usize>> = config
+            .pools
+            .iter()
+            .map(|p| {
+                p.failover_peer
+                    .as_deref()
+                    .and_then(|n| config.peer_index(n))
+            })
+            .collect();
         let mut rels: Vec<Relationship> = config
             .peers
             .iter()
-            .map(|peer| Relationship::new(peer.clone(), saved.iter().find(|r| r.name == peer.name), now))
+            .map(|peer| {
+                Relationship::new(
+                    peer.clone(),
+                    saved.iter().find(|r| r.name == peer.name),
+                    now,
+                )
+            })
             .collect();
         for (p, r) in pool_rel.iter().enumerate() {
             if let Some(r) = r {
                 rels[*r].pools.push(p);
             }
         }
-        let mut d = Dhcp { config, table, rels, pool_rel, effects: Vec::new() };
+        let mut d = Dhcp {
+            config,
+            table,
+            rels,
+            pool_rel,
+            effects: Vec::new(),
+        };
         // A relationship without saved state starts in RECOVER: persist that right away.
         for (i, peer) in d.config.peers.clone().iter().enumerate() {
             if !saved.iter().any(|r| r.name == peer.name) {
-                d.effects.push(Effect::Persist(crate::failover::Persist::Relationship(
-                    crate::failover::RelationshipRecord {
-                        name: peer.name.clone(),
-                        my_state: d.rels[i].state().to_wire(),
-                        partner_state: 0,
-                        stos: now,
-                        mclt: d.rels[i].mclt(),
-                    },
-                )));
+                d.effects
+                    .push(Effect::Persist(crate::failover::Persist::Relationship(
+                        crate::failover::RelationshipRecord {
+                            name: peer.name.clone(),
+                            my_state: d.rels[i].state().to_wire(),
+                            partner_state: 0,
+                            stos: now,
+                            mclt: d.rels[i].mclt(),
+                        },
+                    )));
             }
         }
         d
@@ -268,21 +295,33 @@ impl Dhcp {
                 .and_then(find)
                 .or_else(|| arrival.interface_addrs.iter().find_map(|a| find(*a)))
         };
-        let Some(anchor) = anchor else { return Vec::new() };
+        let Some(anchor) = anchor else {
+            return Vec::new();
+        };
         let link = &pools[anchor].shared_network;
-        (0..pools.len()).filter(|i| &pools[*i].shared_network == link).collect()
+        (0..pools.len())
+            .filter(|i| &pools[*i].shared_network == link)
+            .collect()
     }
 
     fn reservation_of(&self, msg: &Message, client: &ClientKey) -> Option<(usize, usize)> {
         if let ClientKey::ClientId(id) = client {
-            if let Some(r) = self.table.reserved_key.get(&ReservationKey::ClientId(id.clone())) {
+            if let Some(r) = self
+                .table
+                .reserved_key
+                .get(&ReservationKey::ClientId(id.clone()))
+            {
                 return Some(*r);
             }
         }
         if msg.htype() == HType::Eth && msg.chaddr().len() == 6 {
             let mut mac = [0u8; 6];
             mac.copy_from_slice(msg.chaddr());
-            return self.table.reserved_key.get(&ReservationKey::HardwareAddress(mac)).copied();
+            return self
+                .table
+                .reserved_key
+                .get(&ReservationKey::HardwareAddress(mac))
+                .copied();
         }
         None
     }
@@ -303,12 +342,20 @@ impl Dhcp {
         let reservation = self.reservation_of(msg, &client);
         let server_id = self.config.server.server_id.unwrap_or_else(|| {
             // The interface address inside the client's network, else the first one.
-            let first = arrival.interface_addrs.first().copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let first = arrival
+                .interface_addrs
+                .first()
+                .copied()
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
             arrival
                 .interface_addrs
                 .iter()
                 .copied()
-                .find(|a| pools.iter().any(|p| self.config.pools[*p].subnet.contains(a)))
+                .find(|a| {
+                    pools
+                        .iter()
+                        .any(|p| self.config.pools[*p].subnet.contains(a))
+                })
                 .unwrap_or(first)
         });
         let rel = pools.iter().find_map(|p| self.pool_rel[*p]);
@@ -317,7 +364,15 @@ impl Dhcp {
                 return Decision::drop(DropReason::NotResponding);
             }
         }
-        let cx = Ctx { msg, client, pools, server_id, relay_agent_info, reservation, rel };
+        let cx = Ctx {
+            msg,
+            client,
+            pools,
+            server_id,
+            relay_agent_info,
+            reservation,
+            rel,
+        };
         match msg.opts().msg_type() {
             None => self.handle_bootp(now, &cx),
             Some(MessageType::Discover) => self.handle_discover(now, &cx),
@@ -330,7 +385,10 @@ impl Dhcp {
     }
 
     fn facts(&self, cx: &Ctx, bootp: bool) -> ClientFacts {
-        ClientFacts { known: cx.reservation.is_some(), bootp }
+        ClientFacts {
+            known: cx.reservation.is_some(),
+            bootp,
+        }
     }
 
     fn permitted(&self, pool: usize, facts: ClientFacts) -> bool {
@@ -338,7 +396,13 @@ impl Dhcp {
     }
 
     /// Is `ip` usable by this client right now? Ok(pool index of the address).
-    fn check_address(&self, now: Time, cx: &Ctx, ip: Ipv4Addr, bootp: bool) -> Result<usize, Refusal> {
+    fn check_address(
+        &self,
+        now: Time,
+        cx: &Ctx,
+        ip: Ipv4Addr,
+        bootp: bool,
+    ) -> Result<usize, Refusal> {
         let pools = &self.config.pools;
         if !cx.pools.iter().any(|p| pools[*p].subnet.contains(&ip)) {
             return Err(Refusal::WrongNetwork);
@@ -346,7 +410,11 @@ impl Dhcp {
         if let Some((rp, ri)) = cx.reservation {
             let res = &pools[rp].reservations[ri];
             if cx.pools.contains(&rp) {
-                return if res.ip == ip { Ok(rp) } else { Err(Refusal::ReservedForAnother) };
+                return if res.ip == ip {
+                    Ok(rp)
+                } else {
+                    Err(Refusal::ReservedForAnother)
+                };
             }
         }
         if self.table.reserved_ip.contains_key(&ip) {
@@ -361,20 +429,30 @@ impl Dhcp {
         let mine = lease.is_some_and(|l| l.client.as_ref() == Some(&cx.client));
         match lease.map(|l| (l.state, l)) {
             Some((BindingState::Abandoned, _)) => return Err(Refusal::Abandoned),
-            Some((BindingState::Active, l)) if l.ends > now && !mine => return Err(Refusal::TakenByAnother),
+            Some((BindingState::Active, l)) if l.ends > now && !mine => {
+                return Err(Refusal::TakenByAnother)
+            }
             // Failover: an address whose partner has not acked its release/expiry is in
             // transition; only its last client may have it back.
-            Some((BindingState::Expired | BindingState::Released | BindingState::Reset, _)) if failover && !mine => {
+            Some((BindingState::Expired | BindingState::Released | BindingState::Reset, _))
+                if failover && !mine =>
+            {
                 return Err(Refusal::OwnedByPeer)
             }
             Some((BindingState::Backup, _)) if !failover => {}
             Some((s @ (BindingState::Free | BindingState::Backup), _)) => {
-                let owner = if s == BindingState::Free { Owner::Free } else { Owner::Backup };
+                let owner = if s == BindingState::Free {
+                    Owner::Free
+                } else {
+                    Owner::Backup
+                };
                 if !self.owners(pool, now).contains(&owner) {
                     return Err(Refusal::OwnedByPeer);
                 }
             }
-            None if !self.owners(pool, now).contains(&Owner::Free) => return Err(Refusal::OwnedByPeer),
+            None if !self.owners(pool, now).contains(&Owner::Free) => {
+                return Err(Refusal::OwnedByPeer)
+            }
             _ => {}
         }
         if let Some(o) = self.table.offers.get(&ip) {
@@ -390,7 +468,12 @@ impl Dhcp {
 
     /// RFC 2131 §4.3.1 address choice: reservation, the client's current or previous
     /// binding, its pending offer, the address it asks for, then a free one.
-    fn choose_address(&self, now: Time, cx: &Ctx, bootp: bool) -> Result<(Ipv4Addr, usize), DropReason> {
+    fn choose_address(
+        &self,
+        now: Time,
+        cx: &Ctx,
+        bootp: bool,
+    ) -> Result<(Ipv4Addr, usize), DropReason> {
         if let Some((rp, ri)) = cx.reservation {
             if cx.pools.contains(&rp) {
                 let ip = self.config.pools[rp].reservations[ri].ip;
@@ -420,7 +503,11 @@ impl Dhcp {
                 }
             }
         }
-        Err(if any_permitted { DropReason::NoFreeAddress } else { DropReason::NotPermitted })
+        Err(if any_permitted {
+            DropReason::NoFreeAddress
+        } else {
+            DropReason::NotPermitted
+        })
     }
 
     /// Lease time per config and request; with failover, bounded by the MCLT rule.
@@ -435,7 +522,12 @@ impl Dhcp {
             None => (desired, 0),
             Some(r) => {
                 let tsfp = self.table.leases.get(&ip).map_or(0, |l| l.tsfp);
-                let (give, tstp) = mclt_lease_time(now, Time::from(desired), tsfp, Time::from(self.rels[r].mclt()));
+                let (give, tstp) = mclt_lease_time(
+                    now,
+                    Time::from(desired),
+                    tsfp,
+                    Time::from(self.rels[r].mclt()),
+                );
                 (u32::try_from(give).unwrap_or(desired), tstp)
             }
         }
@@ -445,7 +537,9 @@ impl Dhcp {
     fn load_balanced_away(&self, cx: &Ctx) -> bool {
         let Some(r) = cx.rel else { return false };
         let rel = &self.rels[r];
-        let Some((lbms, hba)) = rel.load_balancing() else { return false };
+        let Some((lbms, hba)) = rel.load_balancing() else {
+            return false;
+        };
         if u32::from(cx.msg.secs()) > lbms {
             return false;
         }
@@ -460,7 +554,10 @@ impl Dhcp {
             return false;
         }
         // "cancel load balance to peer - no free leases": answer if the partner has none.
-        let peer_has_free = cx.pools.iter().any(|p| self.table.free_count(*p, rel.peer_owner()) > 0);
+        let peer_has_free = cx
+            .pools
+            .iter()
+            .any(|p| self.table.free_count(*p, rel.peer_owner()) > 0);
         peer_has_free
     }
 
@@ -476,7 +573,11 @@ impl Dhcp {
         self.table.hold_offer(ip, cx.client.clone(), now + hold);
         let (secs, _) = self.lease_time(now, pool, ip, cx.msg);
         let reply = self.lease_reply(cx, MessageType::Offer, ip, pool, Some(secs));
-        Decision { outcome: Outcome::Offer, reply: Some(reply), persist: None }
+        Decision {
+            outcome: Outcome::Offer,
+            reply: Some(reply),
+            persist: None,
+        }
     }
 
     /// REQUEST in SELECTING, INIT-REBOOT, RENEWING or REBINDING (RFC 2131 §4.3.2).
@@ -499,16 +600,33 @@ impl Dhcp {
         let (secs, tstp) = self.lease_time(now, pool, ip, cx.msg);
         let lease = self.bind(now, cx, ip, pool, Time::from(secs), tstp);
         let reply = self.lease_reply(cx, MessageType::Ack, ip, pool, Some(secs));
-        Decision { outcome: Outcome::Ack, reply: Some(reply), persist: Some(lease) }
+        Decision {
+            outcome: Outcome::Ack,
+            reply: Some(reply),
+            persist: Some(lease),
+        }
     }
 
     /// Record an active binding in the table and return the row to persist. `tstp` is the
     /// potential expiration for the failover partner (0 without failover).
-    fn bind(&mut self, now: Time, cx: &Ctx, ip: Ipv4Addr, pool: usize, secs: Time, tstp: Time) -> Lease {
+    fn bind(
+        &mut self,
+        now: Time,
+        cx: &Ctx,
+        ip: Ipv4Addr,
+        pool: usize,
+        secs: Time,
+        tstp: Time,
+    ) -> Lease {
         self.table.drop_offer_of(&cx.client);
         let prev = self.table.leases.get(&ip);
-        let same_client = prev.is_some_and(|l| l.client.as_ref() == Some(&cx.client) && l.is_active_at(now));
-        let starts = if same_client { prev.map_or(now, |l| l.starts) } else { now };
+        let same_client =
+            prev.is_some_and(|l| l.client.as_ref() == Some(&cx.client) && l.is_active_at(now));
+        let starts = if same_client {
+            prev.map_or(now, |l| l.starts)
+        } else {
+            now
+        };
         let hostname = match cx.msg.opts().get(OptionCode::Hostname) {
             Some(DhcpOption::Hostname(h)) => Some(h.clone()),
             _ => None,
@@ -539,7 +657,8 @@ impl Dhcp {
             return Decision::drop(DropReason::NotAuthoritative);
         }
         let mut m = self.reply_header(cx, MessageType::Nak);
-        m.opts_mut().insert(DhcpOption::Message(refusal.message().to_string()));
+        m.opts_mut()
+            .insert(DhcpOption::Message(refusal.message().to_string()));
         // RFC 2131 §4.1: NAKs are broadcast when there is no relay; relays get the broadcast bit.
         let dest = match nonzero(cx.msg.giaddr()) {
             Some(g) => {
@@ -550,7 +669,11 @@ impl Dhcp {
         };
         Decision {
             outcome: Outcome::Nak,
-            reply: Some(Reply { msg: m, dest, relay_agent_info: cx.relay_agent_info.clone() }),
+            reply: Some(Reply {
+                msg: m,
+                dest,
+                relay_agent_info: cx.relay_agent_info.clone(),
+            }),
             persist: None,
         }
     }
@@ -567,7 +690,11 @@ impl Dhcp {
                 l.atsfp = 0;
                 self.table.put(l.clone());
                 self.lease_changed(now, ip);
-                Decision { outcome: Outcome::Released, reply: None, persist: Some(l) }
+                Decision {
+                    outcome: Outcome::Released,
+                    reply: None,
+                    persist: Some(l),
+                }
             }
             _ => Decision::drop(DropReason::NoMatchingLease),
         }
@@ -596,7 +723,11 @@ impl Dhcp {
                 l.htype = 0;
                 self.table.put(l.clone());
                 self.lease_changed(now, ip);
-                Decision { outcome: Outcome::Declined, reply: None, persist: Some(l) }
+                Decision {
+                    outcome: Outcome::Declined,
+                    reply: None,
+                    persist: Some(l),
+                }
             }
             _ => Decision::drop(DropReason::NoMatchingLease),
         }
@@ -604,14 +735,18 @@ impl Dhcp {
 
     /// INFORM (RFC 2131 §4.3.5): configuration only, no lease, no lease time.
     fn handle_inform(&self, cx: &Ctx) -> Decision {
-        let pool = cx.reservation.map(|(p, _)| p).filter(|p| cx.pools.contains(p)).unwrap_or_else(|| {
-            let ci = cx.msg.ciaddr();
-            cx.pools
-                .iter()
-                .copied()
-                .find(|p| self.config.pools[*p].subnet.contains(&ci))
-                .unwrap_or(cx.pools[0])
-        });
+        let pool = cx
+            .reservation
+            .map(|(p, _)| p)
+            .filter(|p| cx.pools.contains(p))
+            .unwrap_or_else(|| {
+                let ci = cx.msg.ciaddr();
+                cx.pools
+                    .iter()
+                    .copied()
+                    .find(|p| self.config.pools[*p].subnet.contains(&ci))
+                    .unwrap_or(cx.pools[0])
+            });
         let mut m = self.reply_header(cx, MessageType::Ack);
         self.add_options(cx, &mut m, pool);
         let dest = match (nonzero(cx.msg.giaddr()), nonzero(cx.msg.ciaddr())) {
@@ -621,7 +756,11 @@ impl Dhcp {
         };
         Decision {
             outcome: Outcome::InformAck,
-            reply: Some(Reply { msg: m, dest, relay_agent_info: cx.relay_agent_info.clone() }),
+            reply: Some(Reply {
+                msg: m,
+                dest,
+                relay_agent_info: cx.relay_agent_info.clone(),
+            }),
             persist: None,
         }
     }
@@ -636,7 +775,11 @@ impl Dhcp {
             Ok(x) => x,
             Err(r) => return Decision::drop(r),
         };
-        let tstp = if self.pool_rel[pool].is_some() { Time::from(0x7FFF_FFFFu32) } else { 0 };
+        let tstp = if self.pool_rel[pool].is_some() {
+            Time::from(0x7FFF_FFFFu32)
+        } else {
+            0
+        };
         let lease = self.bind(now, cx, ip, pool, FOREVER, tstp);
         let mut m = self.reply_header(cx, MessageType::Ack);
         m.opts_mut().remove(OptionCode::MessageType);
@@ -646,7 +789,11 @@ impl Dhcp {
         let dest = self.lease_destination(cx);
         Decision {
             outcome: Outcome::BootpReply,
-            reply: Some(Reply { msg: m, dest, relay_agent_info: cx.relay_agent_info.clone() }),
+            reply: Some(Reply {
+                msg: m,
+                dest,
+                relay_agent_info: cx.relay_agent_info.clone(),
+            }),
             persist: Some(lease),
         }
     }
@@ -661,7 +808,8 @@ impl Dhcp {
             .set_flags(req.flags())
             .set_giaddr(req.giaddr());
         m.opts_mut().insert(DhcpOption::MessageType(kind));
-        m.opts_mut().insert(DhcpOption::ServerIdentifier(cx.server_id));
+        m.opts_mut()
+            .insert(DhcpOption::ServerIdentifier(cx.server_id));
         m
     }
 
@@ -679,7 +827,14 @@ impl Dhcp {
         }
     }
 
-    fn lease_reply(&self, cx: &Ctx, kind: MessageType, ip: Ipv4Addr, pool: usize, secs: Option<u32>) -> Reply {
+    fn lease_reply(
+        &self,
+        cx: &Ctx,
+        kind: MessageType,
+        ip: Ipv4Addr,
+        pool: usize,
+        secs: Option<u32>,
+    ) -> Reply {
         let mut m = self.reply_header(cx, kind);
         m.set_yiaddr(ip);
         if kind == MessageType::Ack {
@@ -689,10 +844,15 @@ impl Dhcp {
             m.opts_mut().insert(DhcpOption::AddressLeaseTime(s));
             // RFC 2131 §4.4.5 defaults: T1 = 0.5, T2 = 0.875 of the lease.
             m.opts_mut().insert(DhcpOption::Renewal(s / 2));
-            m.opts_mut().insert(DhcpOption::Rebinding((u64::from(s) * 7 / 8) as u32));
+            m.opts_mut()
+                .insert(DhcpOption::Rebinding((u64::from(s) * 7 / 8) as u32));
         }
         self.add_options(cx, &mut m, pool);
-        Reply { msg: m, dest: self.lease_destination(cx), relay_agent_info: cx.relay_agent_info.clone() }
+        Reply {
+            msg: m,
+            dest: self.lease_destination(cx),
+            relay_agent_info: cx.relay_agent_info.clone(),
+        }
     }
 
     /// Configured options, innermost scope winning, limited to the parameter request list
@@ -711,10 +871,11 @@ impl Dhcp {
             }
             _ => &p.options,
         };
-        let prl: Option<&Vec<OptionCode>> = match cx.msg.opts().get(OptionCode::ParameterRequestList) {
-            Some(DhcpOption::ParameterRequestList(l)) => Some(l),
-            _ => None,
-        };
+        let prl: Option<&Vec<OptionCode>> =
+            match cx.msg.opts().get(OptionCode::ParameterRequestList) {
+                Some(DhcpOption::ParameterRequestList(l)) => Some(l),
+                _ => None,
+            };
         let wanted = |code: OptionCode| prl.is_none_or(|l| l.contains(&code));
         let out = m.opts_mut();
         let mut put = |o: DhcpOption| {
@@ -750,7 +911,9 @@ impl Dhcp {
         for c in &opts.custom {
             if let Ok(bytes) = c.bytes() {
                 let code = OptionCode::from(c.code);
-                put(DhcpOption::Unknown(dhcpair_wire::v4::UnknownOption::new(code, bytes)));
+                put(DhcpOption::Unknown(dhcpair_wire::v4::UnknownOption::new(
+                    code, bytes,
+                )));
             }
         }
     }
@@ -770,7 +933,9 @@ impl Dhcp {
             .collect();
         let mut out = Vec::with_capacity(due.len());
         for ip in due {
-            let Some(mut l) = self.table.leases.get(&ip).cloned() else { continue };
+            let Some(mut l) = self.table.leases.get(&ip).cloned() else {
+                continue;
+            };
             let rel = self.table.pool_of(ip).and_then(|p| self.pool_rel[p]);
             if let Some(r) = rel {
                 // Reference §4.2: in NORMAL the primary expires leases, not the secondary.

@@ -79,7 +79,10 @@ impl ClientKey {
             (0, id) => Some(ClientKey::ClientId(id.to_vec())),
             (1, rest) => {
                 let (htype, chaddr) = rest.split_first()?;
-                Some(ClientKey::Hardware { htype: *htype, chaddr: chaddr.to_vec() })
+                Some(ClientKey::Hardware {
+                    htype: *htype,
+                    chaddr: chaddr.to_vec(),
+                })
             }
             _ => None,
         }

@@ -44,8 +44,15 @@ pub struct Engine {
 impl Engine {
     /// Build the engine from a validated config and what the store loaded: lease rows and
     /// each failover relationship's saved state. Relationships start in STARTUP.
-    pub fn new(config: Config, rows: Vec<Lease>, saved: &[RelationshipRecord], now: Time) -> Engine {
-        Engine { dhcp: dhcp::Dhcp::new(config, rows, saved, now) }
+    pub fn new(
+        config: Config,
+        rows: Vec<Lease>,
+        saved: &[RelationshipRecord],
+        now: Time,
+    ) -> Engine {
+        Engine {
+            dhcp: dhcp::Dhcp::new(config, rows, saved, now),
+        }
     }
 
     /// Effects queued by the last inputs, in order (persist before the sends that follow).
@@ -67,7 +74,13 @@ impl Engine {
         self.dhcp.handle_peer_closed(now, peer, conn);
     }
 
-    pub fn handle_peer_message(&mut self, now: Time, peer: usize, conn: ConnId, msg: dhcpair_wire::failover::Message) {
+    pub fn handle_peer_message(
+        &mut self,
+        now: Time,
+        peer: usize,
+        conn: ConnId,
+        msg: dhcpair_wire::failover::Message,
+    ) {
         self.dhcp.handle_peer_message(now, peer, conn, msg);
     }
 
@@ -107,7 +120,8 @@ impl Engine {
         msg: &Message,
         relay_agent_info: Option<Vec<u8>>,
     ) -> Decision {
-        self.dhcp.handle_request(now, arrival, msg, relay_agent_info)
+        self.dhcp
+            .handle_request(now, arrival, msg, relay_agent_info)
     }
 
     /// Periodic sweep: expired leases become `expired`, finished probations `free`.
@@ -142,7 +156,9 @@ impl Engine {
             .collect();
         let mut reset = vec![0u64; stats.len()];
         for l in table.leases.values() {
-            let Some(p) = table.pool_of(l.ip) else { continue };
+            let Some(p) = table.pool_of(l.ip) else {
+                continue;
+            };
             if table.reserved_ip.contains_key(&l.ip) {
                 continue;
             }
@@ -158,8 +174,11 @@ impl Engine {
             }
         }
         for (p, s) in stats.iter_mut().enumerate() {
-            let reserved_in_range =
-                table.reserved_ip.keys().filter(|ip| table.pool_of(**ip) == Some(p)).count() as u64;
+            let reserved_in_range = table
+                .reserved_ip
+                .keys()
+                .filter(|ip| table.pool_of(**ip) == Some(p))
+                .count() as u64;
             s.free = if self.dhcp.pool_rel[p].is_some() {
                 // Failover: FREE (the primary's) and BACKUP (the secondary's) apart, as ISC
                 // counts them; expired/released/reset wait for the partner's ack.

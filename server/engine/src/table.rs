@@ -36,14 +36,20 @@ impl OwnerSet {
         }
     }
     pub fn first(&self) -> Option<Ipv4Addr> {
-        self.fresh.first().copied().or_else(|| self.recycled.first().map(|(_, ip)| *ip))
+        self.fresh
+            .first()
+            .copied()
+            .or_else(|| self.recycled.first().map(|(_, ip)| *ip))
     }
     pub fn len(&self) -> usize {
         self.fresh.len() + self.recycled.len()
     }
     /// Every address, never-used first, then least recently freed first.
     pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.fresh.iter().copied().chain(self.recycled.iter().map(|(_, ip)| *ip))
+        self.fresh
+            .iter()
+            .copied()
+            .chain(self.recycled.iter().map(|(_, ip)| *ip))
     }
 }
 
@@ -100,7 +106,10 @@ impl Table {
             pools: config
                 .pools
                 .iter()
-                .map(|p| PoolIndex { failover: p.failover_peer.is_some(), ..PoolIndex::default() })
+                .map(|p| PoolIndex {
+                    failover: p.failover_peer.is_some(),
+                    ..PoolIndex::default()
+                })
                 .collect(),
             ranges,
             reserved_ip,
@@ -137,7 +146,9 @@ impl Table {
 
     /// Recompute `ip`'s place in its pool's allocatable sets from its row, reservation and offer.
     pub fn reindex(&mut self, pool: usize, ip: Ipv4Addr) {
-        let Some(idx) = self.pools.get_mut(pool) else { return };
+        let Some(idx) = self.pools.get_mut(pool) else {
+            return;
+        };
         for set in &mut idx.sets {
             set.remove(ip);
         }
@@ -152,9 +163,13 @@ impl Table {
         let owner = match (l.state, idx.failover) {
             (BindingState::Free, _) => Owner::Free,
             (BindingState::Backup, true) => Owner::Backup,
-            (BindingState::Backup | BindingState::Expired | BindingState::Released | BindingState::Reset, false) => {
-                Owner::Free
-            }
+            (
+                BindingState::Backup
+                | BindingState::Expired
+                | BindingState::Released
+                | BindingState::Reset,
+                false,
+            ) => Owner::Free,
             // Active leases come back through expiry, abandoned ones through probation,
             // transitional ones (failover) once the peer acked them.
             _ => return,
@@ -192,7 +207,13 @@ impl Table {
 
     pub fn hold_offer(&mut self, ip: Ipv4Addr, client: ClientKey, expires: Time) {
         self.drop_offer_of(&client);
-        if let Some(old) = self.offers.insert(ip, Offer { client: client.clone(), expires }) {
+        if let Some(old) = self.offers.insert(
+            ip,
+            Offer {
+                client: client.clone(),
+                expires,
+            },
+        ) {
             self.offer_by_client.remove(&old.client);
         }
         self.offer_by_client.insert(client, ip);
@@ -236,6 +257,8 @@ impl Table {
     }
 
     pub fn free_count(&self, pool: usize, owner: Owner) -> usize {
-        self.pools.get(pool).map_or(0, |p| p.sets[owner as usize].len())
+        self.pools
+            .get(pool)
+            .map_or(0, |p| p.sets[owner as usize].len())
     }
 }

@@ -70,7 +70,14 @@ fn with(mut m: Message, o: DhcpOption) -> Message {
 }
 
 fn handle(e: &mut Engine, now: Time, m: &Message) -> Decision {
-    e.handle_request(now, &Arrival { interface_addrs: &LAN }, m, None)
+    e.handle_request(
+        now,
+        &Arrival {
+            interface_addrs: &LAN,
+        },
+        m,
+        None,
+    )
 }
 
 fn offer(e: &mut Engine, now: Time, mac: [u8; 6]) -> Ipv4Addr {
@@ -82,7 +89,10 @@ fn offer(e: &mut Engine, now: Time, mac: [u8; 6]) -> Ipv4Addr {
 
 fn select(e: &mut Engine, now: Time, mac: [u8; 6], ip: Ipv4Addr) -> Decision {
     let m = with(
-        with(packet(Some(MessageType::Request), mac), DhcpOption::ServerIdentifier(SERVER)),
+        with(
+            packet(Some(MessageType::Request), mac),
+            DhcpOption::ServerIdentifier(SERVER),
+        ),
         DhcpOption::RequestedIpAddress(ip),
     );
     handle(e, now, &m)
@@ -95,7 +105,7 @@ fn lease(e: &mut Engine, now: Time, mac: [u8; 6]) -> Ipv4Addr {
     ip
 }
 
-fn opt<'a>(m: &'a Message, c: OptionCode) -> Option<&'a DhcpOption> {
+fn opt(m: &Message, c: OptionCode) -> Option<&DhcpOption> {
     m.opts().get(c)
 }
 
@@ -106,14 +116,38 @@ fn discover_offers_a_free_address_with_the_configured_options() {
     let r = d.reply.unwrap();
     assert_eq!(r.msg.yiaddr(), Ipv4Addr::new(10, 0, 0, 100));
     assert_eq!(r.dest, Destination::Broadcast);
-    assert_eq!(opt(&r.msg, OptionCode::MessageType), Some(&DhcpOption::MessageType(MessageType::Offer)));
-    assert_eq!(opt(&r.msg, OptionCode::ServerIdentifier), Some(&DhcpOption::ServerIdentifier(SERVER)));
-    assert_eq!(opt(&r.msg, OptionCode::Router), Some(&DhcpOption::Router(vec![Ipv4Addr::new(10, 0, 0, 1)])));
-    assert_eq!(opt(&r.msg, OptionCode::SubnetMask), Some(&DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0))));
-    assert_eq!(opt(&r.msg, OptionCode::DomainName), Some(&DhcpOption::DomainName("example.org".into())));
-    assert_eq!(opt(&r.msg, OptionCode::AddressLeaseTime), Some(&DhcpOption::AddressLeaseTime(600)));
-    assert_eq!(opt(&r.msg, OptionCode::Renewal), Some(&DhcpOption::Renewal(300)));
-    assert_eq!(opt(&r.msg, OptionCode::Rebinding), Some(&DhcpOption::Rebinding(525)));
+    assert_eq!(
+        opt(&r.msg, OptionCode::MessageType),
+        Some(&DhcpOption::MessageType(MessageType::Offer))
+    );
+    assert_eq!(
+        opt(&r.msg, OptionCode::ServerIdentifier),
+        Some(&DhcpOption::ServerIdentifier(SERVER))
+    );
+    assert_eq!(
+        opt(&r.msg, OptionCode::Router),
+        Some(&DhcpOption::Router(vec![Ipv4Addr::new(10, 0, 0, 1)]))
+    );
+    assert_eq!(
+        opt(&r.msg, OptionCode::SubnetMask),
+        Some(&DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)))
+    );
+    assert_eq!(
+        opt(&r.msg, OptionCode::DomainName),
+        Some(&DhcpOption::DomainName("example.org".into()))
+    );
+    assert_eq!(
+        opt(&r.msg, OptionCode::AddressLeaseTime),
+        Some(&DhcpOption::AddressLeaseTime(600))
+    );
+    assert_eq!(
+        opt(&r.msg, OptionCode::Renewal),
+        Some(&DhcpOption::Renewal(300))
+    );
+    assert_eq!(
+        opt(&r.msg, OptionCode::Rebinding),
+        Some(&DhcpOption::Rebinding(525))
+    );
 }
 
 #[test]
@@ -123,7 +157,10 @@ fn a_selecting_request_is_acked_and_the_lease_must_be_persisted() {
     let d = select(&mut e, T0 + 1, mac(1), ip);
     assert_eq!(d.outcome, Outcome::Ack);
     let l = d.persist.unwrap();
-    assert_eq!((l.ip, l.state, l.starts, l.ends), (ip, BindingState::Active, T0 + 1, T0 + 601));
+    assert_eq!(
+        (l.ip, l.state, l.starts, l.ends),
+        (ip, BindingState::Active, T0 + 1, T0 + 601)
+    );
     assert_eq!(l.pool, "lan");
     assert_eq!(e.lease(ip), Some(&l));
 }
@@ -143,7 +180,10 @@ fn a_returning_client_gets_its_previous_address_after_release_and_expiry() {
     let mut e = engine();
     let a = lease(&mut e, T0, mac(1));
     let _ = lease(&mut e, T0, mac(2));
-    let rel = with(packet(Some(MessageType::Release), mac(1)), DhcpOption::ServerIdentifier(SERVER));
+    let rel = with(
+        packet(Some(MessageType::Release), mac(1)),
+        DhcpOption::ServerIdentifier(SERVER),
+    );
     let mut rel = rel;
     rel.set_ciaddr(a);
     let d = handle(&mut e, T0 + 5, &rel);
@@ -155,14 +195,23 @@ fn a_returning_client_gets_its_previous_address_after_release_and_expiry() {
 #[test]
 fn the_requested_address_is_offered_when_it_is_free() {
     let mut e = engine();
-    let m = with(packet(Some(MessageType::Discover), mac(1)), DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 102)));
-    assert_eq!(handle(&mut e, T0, &m).reply.unwrap().msg.yiaddr(), Ipv4Addr::new(10, 0, 0, 102));
+    let m = with(
+        packet(Some(MessageType::Discover), mac(1)),
+        DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 102)),
+    );
+    assert_eq!(
+        handle(&mut e, T0, &m).reply.unwrap().msg.yiaddr(),
+        Ipv4Addr::new(10, 0, 0, 102)
+    );
 }
 
 #[test]
 fn init_reboot_for_another_network_is_nakked_by_broadcast() {
     let mut e = engine();
-    let m = with(packet(Some(MessageType::Request), mac(1)), DhcpOption::RequestedIpAddress(Ipv4Addr::new(192, 168, 1, 5)));
+    let m = with(
+        packet(Some(MessageType::Request), mac(1)),
+        DhcpOption::RequestedIpAddress(Ipv4Addr::new(192, 168, 1, 5)),
+    );
     let d = handle(&mut e, T0, &m);
     assert_eq!(d.outcome, Outcome::Nak);
     let r = d.reply.unwrap();
@@ -175,7 +224,10 @@ fn init_reboot_for_another_network_is_nakked_by_broadcast() {
 fn init_reboot_for_an_address_leased_to_another_client_is_nakked() {
     let mut e = engine();
     let a = lease(&mut e, T0, mac(1));
-    let m = with(packet(Some(MessageType::Request), mac(2)), DhcpOption::RequestedIpAddress(a));
+    let m = with(
+        packet(Some(MessageType::Request), mac(2)),
+        DhcpOption::RequestedIpAddress(a),
+    );
     assert_eq!(handle(&mut e, T0 + 1, &m).outcome, Outcome::Nak);
 }
 
@@ -199,7 +251,13 @@ fn requested_lease_time_is_honoured_within_min_and_max() {
     let ip = offer(&mut e, T0, mac(1));
     let req = |secs| {
         with(
-            with(with(packet(Some(MessageType::Request), mac(1)), DhcpOption::ServerIdentifier(SERVER)), DhcpOption::RequestedIpAddress(ip)),
+            with(
+                with(
+                    packet(Some(MessageType::Request), mac(1)),
+                    DhcpOption::ServerIdentifier(SERVER),
+                ),
+                DhcpOption::RequestedIpAddress(ip),
+            ),
             DhcpOption::AddressLeaseTime(secs),
         )
     };
@@ -212,12 +270,18 @@ fn requested_lease_time_is_honoured_within_min_and_max() {
 #[test]
 fn the_parameter_request_list_limits_the_options_sent() {
     let mut e = engine();
-    let m = with(packet(Some(MessageType::Discover), mac(1)), DhcpOption::ParameterRequestList(vec![OptionCode::Router]));
+    let m = with(
+        packet(Some(MessageType::Discover), mac(1)),
+        DhcpOption::ParameterRequestList(vec![OptionCode::Router]),
+    );
     let r = handle(&mut e, T0, &m).reply.unwrap().msg;
     assert!(opt(&r, OptionCode::Router).is_some());
     assert!(opt(&r, OptionCode::DomainNameServer).is_none());
     assert!(opt(&r, OptionCode::DomainName).is_none());
-    assert!(opt(&r, OptionCode::AddressLeaseTime).is_some(), "lease time is always sent");
+    assert!(
+        opt(&r, OptionCode::AddressLeaseTime).is_some(),
+        "lease time is always sent"
+    );
 }
 
 #[test]
@@ -225,7 +289,10 @@ fn decline_abandons_the_address_until_probation_ends() {
     let mut e = engine();
     let a = lease(&mut e, T0, mac(1));
     let m = with(
-        with(packet(Some(MessageType::Decline), mac(1)), DhcpOption::RequestedIpAddress(a)),
+        with(
+            packet(Some(MessageType::Decline), mac(1)),
+            DhcpOption::RequestedIpAddress(a),
+        ),
         DhcpOption::ServerIdentifier(SERVER),
     );
     let d = handle(&mut e, T0 + 1, &m);
@@ -238,12 +305,17 @@ fn decline_abandons_the_address_until_probation_ends() {
     }
     let d = handle(&mut e, T0 + 2, &packet(Some(MessageType::Discover), mac(1)));
     assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoFreeAddress));
-    let m = with(packet(Some(MessageType::Request), mac(1)), DhcpOption::RequestedIpAddress(a));
+    let m = with(
+        packet(Some(MessageType::Request), mac(1)),
+        DhcpOption::RequestedIpAddress(a),
+    );
     assert_eq!(handle(&mut e, T0 + 3, &m).outcome, Outcome::Nak);
     assert_eq!(e.pool_stats(T0 + 3)[0].abandoned, 1);
     // After the probation period (86400 s by default) the sweep frees it.
     let rows = e.handle_reclaim(T0 + 1 + 86_400);
-    assert!(rows.iter().any(|l| l.ip == a && l.state == BindingState::Free));
+    assert!(rows
+        .iter()
+        .any(|l| l.ip == a && l.state == BindingState::Free));
 }
 
 #[test]
@@ -264,12 +336,28 @@ fn inform_gets_options_without_an_address_or_lease_time() {
 #[test]
 fn a_reserved_mac_gets_its_fixed_address_with_its_own_options() {
     let mut e = engine();
-    let r = handle(&mut e, T0, &packet(Some(MessageType::Discover), [0x52, 0x54, 0, 0, 0, 0xaa])).reply.unwrap().msg;
+    let r = handle(
+        &mut e,
+        T0,
+        &packet(Some(MessageType::Discover), [0x52, 0x54, 0, 0, 0, 0xaa]),
+    )
+    .reply
+    .unwrap()
+    .msg;
     assert_eq!(r.yiaddr(), Ipv4Addr::new(10, 0, 0, 10));
-    assert_eq!(opt(&r, OptionCode::DomainName), Some(&DhcpOption::DomainName("fixed.example.org".into())));
-    assert_eq!(opt(&r, OptionCode::Hostname), Some(&DhcpOption::Hostname("fixed".into())));
+    assert_eq!(
+        opt(&r, OptionCode::DomainName),
+        Some(&DhcpOption::DomainName("fixed.example.org".into()))
+    );
+    assert_eq!(
+        opt(&r, OptionCode::Hostname),
+        Some(&DhcpOption::Hostname("fixed".into()))
+    );
     // Nobody else may take it.
-    let m = with(packet(Some(MessageType::Request), mac(1)), DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 10)));
+    let m = with(
+        packet(Some(MessageType::Request), mac(1)),
+        DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 10)),
+    );
     assert_eq!(handle(&mut e, T0, &m).outcome, Outcome::Nak);
 }
 
@@ -284,18 +372,32 @@ fn giaddr_selects_the_subnet_and_the_reply_goes_to_the_relay_with_option_82() {
     let mut e = engine();
     let g = Ipv4Addr::new(10, 1, 0, 1);
     let rai = vec![82, 6, 1, 4, b'p', b'o', b'r', b't'];
-    let d = e.handle_request(T0, &Arrival { interface_addrs: &LAN }, &relayed(MessageType::Discover, mac(1), g), Some(rai.clone()));
+    let d = e.handle_request(
+        T0,
+        &Arrival {
+            interface_addrs: &LAN,
+        },
+        &relayed(MessageType::Discover, mac(1), g),
+        Some(rai.clone()),
+    );
     let r = d.reply.unwrap();
     assert_eq!(r.dest, Destination::Relay(g));
     assert_eq!(r.msg.giaddr(), g);
-    assert!((50..=59).contains(&r.msg.yiaddr().octets()[3]) && r.msg.yiaddr().octets()[..3] == [10, 1, 0]);
+    assert!(
+        (50..=59).contains(&r.msg.yiaddr().octets()[3])
+            && r.msg.yiaddr().octets()[..3] == [10, 1, 0]
+    );
     assert_eq!(r.relay_agent_info, Some(rai));
 }
 
 #[test]
 fn a_relay_with_no_configured_subnet_is_dropped() {
     let mut e = engine();
-    let d = handle(&mut e, T0, &relayed(MessageType::Discover, mac(1), Ipv4Addr::new(172, 16, 0, 1)));
+    let d = handle(
+        &mut e,
+        T0,
+        &relayed(MessageType::Discover, mac(1), Ipv4Addr::new(172, 16, 0, 1)),
+    );
     assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoSubnet));
 }
 
@@ -305,7 +407,11 @@ fn a_deny_unknown_clients_pool_serves_only_known_clients() {
     let g = Ipv4Addr::new(10, 2, 0, 1);
     let d = handle(&mut e, T0, &relayed(MessageType::Discover, mac(1), g));
     assert_eq!(d.outcome, Outcome::Dropped(DropReason::NotPermitted));
-    let d = handle(&mut e, T0, &relayed(MessageType::Discover, [0x52, 0x54, 0, 0, 0, 0xbb], g));
+    let d = handle(
+        &mut e,
+        T0,
+        &relayed(MessageType::Discover, [0x52, 0x54, 0, 0, 0, 0xbb], g),
+    );
     assert_eq!(d.reply.unwrap().msg.yiaddr(), Ipv4Addr::new(10, 2, 0, 5));
 }
 
@@ -319,13 +425,24 @@ fn a_shared_network_spills_into_its_second_subnet() {
         got.push(ip);
     }
     got.sort();
-    assert_eq!(got, vec![Ipv4Addr::new(10, 3, 0, 10), Ipv4Addr::new(10, 4, 0, 10), Ipv4Addr::new(10, 4, 0, 11)]);
+    assert_eq!(
+        got,
+        vec![
+            Ipv4Addr::new(10, 3, 0, 10),
+            Ipv4Addr::new(10, 4, 0, 10),
+            Ipv4Addr::new(10, 4, 0, 11)
+        ]
+    );
     let d = handle(&mut e, T0, &relayed(MessageType::Discover, mac(4), g));
     assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoFreeAddress));
 }
 
 fn offer_relayed(e: &mut Engine, n: u8, g: Ipv4Addr) -> Ipv4Addr {
-    handle(e, T0, &relayed(MessageType::Discover, mac(n), g)).reply.unwrap().msg.yiaddr()
+    handle(e, T0, &relayed(MessageType::Discover, mac(n), g))
+        .reply
+        .unwrap()
+        .msg
+        .yiaddr()
 }
 
 #[test]
@@ -337,7 +454,15 @@ fn an_exhausted_pool_drops_new_clients_but_offers_expire() {
     let d = handle(&mut e, T0, &packet(Some(MessageType::Discover), mac(4)));
     assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoFreeAddress));
     e.handle_reclaim(T0 + 31);
-    assert_eq!(handle(&mut e, T0 + 31, &packet(Some(MessageType::Discover), mac(4))).outcome, Outcome::Offer);
+    assert_eq!(
+        handle(
+            &mut e,
+            T0 + 31,
+            &packet(Some(MessageType::Discover), mac(4))
+        )
+        .outcome,
+        Outcome::Offer
+    );
 }
 
 #[test]
@@ -360,10 +485,16 @@ fn selecting_another_server_frees_our_offer() {
     let mut e = engine();
     let ip = offer(&mut e, T0, mac(1));
     let m = with(
-        with(packet(Some(MessageType::Request), mac(1)), DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 9))),
+        with(
+            packet(Some(MessageType::Request), mac(1)),
+            DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 9)),
+        ),
         DhcpOption::RequestedIpAddress(ip),
     );
-    assert_eq!(handle(&mut e, T0, &m).outcome, Outcome::Dropped(DropReason::OtherServer));
+    assert_eq!(
+        handle(&mut e, T0, &m).outcome,
+        Outcome::Dropped(DropReason::OtherServer)
+    );
     assert_eq!(offer(&mut e, T0, mac(2)), ip);
 }
 
@@ -380,7 +511,10 @@ fn a_restarted_engine_gives_every_client_its_address_back() {
     }
     let mut e = Engine::new(Config::from_yaml("t", CONF).unwrap(), rows, &[], T0);
     for (n, ip) in held.into_iter().rev() {
-        let m = with(packet(Some(MessageType::Request), mac(n)), DhcpOption::RequestedIpAddress(ip));
+        let m = with(
+            packet(Some(MessageType::Request), mac(n)),
+            DhcpOption::RequestedIpAddress(ip),
+        );
         assert_eq!(handle(&mut e, T0 + 5, &m).outcome, Outcome::Ack);
         assert_eq!(offer(&mut e, T0 + 6, mac(n)), ip);
     }
@@ -389,7 +523,10 @@ fn a_restarted_engine_gives_every_client_its_address_back() {
 #[test]
 fn bootp_is_refused_where_denied_and_served_where_allowed() {
     let mut e = engine();
-    assert_eq!(handle(&mut e, T0, &packet(None, mac(1))).outcome, Outcome::Dropped(DropReason::NotPermitted));
+    assert_eq!(
+        handle(&mut e, T0, &packet(None, mac(1))).outcome,
+        Outcome::Dropped(DropReason::NotPermitted)
+    );
     let d = handle(&mut e, T0, &relayed_bootp(mac(1)));
     assert_eq!(d.outcome, Outcome::BootpReply);
     assert_eq!(d.persist.unwrap().ends, FOREVER);
@@ -407,18 +544,29 @@ fn client_identifier_takes_precedence_over_the_hardware_address() {
     let mut e = engine();
     let id = DhcpOption::ClientIdentifier(vec![1, 2, 3]);
     let ip = {
-        let d = handle(&mut e, T0, &with(packet(Some(MessageType::Discover), mac(1)), id.clone()));
+        let d = handle(
+            &mut e,
+            T0,
+            &with(packet(Some(MessageType::Discover), mac(1)), id.clone()),
+        );
         d.reply.unwrap().msg.yiaddr()
     };
     // Same client id from another NIC: same offer.
-    let d = handle(&mut e, T0, &with(packet(Some(MessageType::Discover), mac(2)), id));
+    let d = handle(
+        &mut e,
+        T0,
+        &with(packet(Some(MessageType::Discover), mac(2)), id),
+    );
     assert_eq!(d.reply.unwrap().msg.yiaddr(), ip);
 }
 
 #[test]
 fn a_relayed_nak_sets_the_broadcast_bit() {
     let mut e = engine();
-    let m = with(relayed(MessageType::Request, mac(1), Ipv4Addr::new(10, 1, 0, 1)), DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 100)));
+    let m = with(
+        relayed(MessageType::Request, mac(1), Ipv4Addr::new(10, 1, 0, 1)),
+        DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 100)),
+    );
     let r = handle(&mut e, T0, &m).reply.unwrap();
     assert_eq!(r.dest, Destination::Relay(Ipv4Addr::new(10, 1, 0, 1)));
     assert_eq!(r.msg.flags(), Flags::default().set_broadcast());

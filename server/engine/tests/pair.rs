@@ -6,7 +6,11 @@ use dhcpair_engine::{ConnId, Effect, Engine, ServerState, Time};
 use dhcpair_wire::failover::{decode, Decoded};
 
 fn conf(role: &str, me: &str, peer: &str) -> Config {
-    let extra = if role == "primary" { ", mclt: 60, split: 128, loadBalanceMaxSeconds: 3" } else { ", loadBalanceMaxSeconds: 3" };
+    let extra = if role == "primary" {
+        ", mclt: 60, split: 128, loadBalanceMaxSeconds: 3"
+    } else {
+        ", loadBalanceMaxSeconds: 3"
+    };
     let text = format!(
         r#"
 server: {{interfaces: [eth0]}}
@@ -35,7 +39,9 @@ fn run(a: &mut Engine, b: &mut Engine, now: Time) -> usize {
             for e in effects {
                 if let Effect::Send { msg, .. } = e {
                     let bytes = msg.encode().unwrap();
-                    let Decoded::Message(m) = decode(&bytes).unwrap() else { panic!("ignored") };
+                    let Decoded::Message(m) = decode(&bytes).unwrap() else {
+                        panic!("ignored")
+                    };
                     to.handle_peer_message(now, 0, ConnId(1), m);
                     delivered += 1;
                 }
@@ -54,7 +60,11 @@ fn a_brand_new_pair_synchronises_and_balances_the_pool() {
     let n = run(&mut p, &mut s, now);
     assert!(n > 0);
     let (rp, rs) = (&p.relationships()[0], &s.relationships()[0]);
-    assert_eq!((rp.my_state, rs.my_state), (ServerState::Normal, ServerState::Normal), "{rp:#?}\n{rs:#?}");
+    assert_eq!(
+        (rp.my_state, rs.my_state),
+        (ServerState::Normal, ServerState::Normal),
+        "{rp:#?}\n{rs:#?}"
+    );
     let (sp, ss) = (&p.pool_stats(now)[0], &s.pool_stats(now)[0]);
     assert_eq!((sp.free, sp.backup), (10, 10));
     assert_eq!((ss.free, ss.backup), (10, 10));

@@ -96,10 +96,10 @@ pub fn decode_request(buf: &[u8]) -> Result<Inbound, DecodeError> {
 /// depend on options it never uses being well-formed.
 fn kept_option(code: u8, data: &[u8]) -> bool {
     match code {
-        53 => data.len() == 1,                                // message type
-        50 | 51 | 54 => data.len() == 4,                      // requested address, lease time, server id
-        57 => data.len() == 2,                                // max message size
-        55 | 61 => !data.is_empty(),                          // parameter request list, client id
+        53 => data.len() == 1,                                       // message type
+        50 | 51 | 54 => data.len() == 4, // requested address, lease time, server id
+        57 => data.len() == 2,           // max message size
+        55 | 61 => !data.is_empty(),     // parameter request list, client id
         12 => !data.is_empty() && std::str::from_utf8(data).is_ok(), // host name
         _ => false,
     }
@@ -117,7 +117,9 @@ fn sanitize(buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
             OPT_END => break,
             code => {
                 let len = *opts.get(i + 1).ok_or(DecodeError::BadOptions)? as usize;
-                let data = opts.get(i + 2..i + 2 + len).ok_or(DecodeError::BadOptions)?;
+                let data = opts
+                    .get(i + 2..i + 2 + len)
+                    .ok_or(DecodeError::BadOptions)?;
                 if kept_option(code, data) {
                     out.push(code);
                     out.push(len as u8);
@@ -156,9 +158,13 @@ fn find_option(opts: &[u8], code: u8) -> Result<Option<&[u8]>, DecodeError> {
 
 /// Encode a reply. `relay_agent_info` (a whole option as received) is placed last before END,
 /// byte for byte (RFC 3046 §2.2). Replies are padded to [`MIN_REPLY_LEN`].
-pub fn encode_reply(msg: &Message, relay_agent_info: Option<&[u8]>) -> Result<Vec<u8>, EncodeError> {
+pub fn encode_reply(
+    msg: &Message,
+    relay_agent_info: Option<&[u8]>,
+) -> Result<Vec<u8>, EncodeError> {
     let mut buf = Vec::with_capacity(576);
-    msg.encode(&mut Encoder::new(&mut buf)).map_err(|e| EncodeError(e.to_string()))?;
+    msg.encode(&mut Encoder::new(&mut buf))
+        .map_err(|e| EncodeError(e.to_string()))?;
     if let Some(rai) = relay_agent_info {
         // dhcproto ends the options with END; put the option in front of it.
         if buf.last() != Some(&OPT_END) {

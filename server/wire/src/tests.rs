@@ -11,12 +11,15 @@ fn discover_with_agent_info() -> Vec<u8> {
         [10, 1, 0, 1].into(),
         &[0x52, 0x54, 0, 0x12, 0x34, 0x56],
     );
-    m.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
+    m.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Discover));
     let mut buf = Vec::new();
     m.encode(&mut Encoder::new(&mut buf)).unwrap();
     // Append option 82 by hand, with sub-options in an order a HashMap would not keep.
     let end = buf.len() - 1;
-    let rai = [82u8, 12, 2, 4, 0xde, 0xad, 0xbe, 0xef, 1, 4, b'e', b't', b'h', b'0'];
+    let rai = [
+        82u8, 12, 2, 4, 0xde, 0xad, 0xbe, 0xef, 1, 4, b'e', b't', b'h', b'0',
+    ];
     buf.splice(end..end, rai[..].iter().copied());
     // Fix the length of option 82 (12 bytes of data are 2+4+2+4 = 12).
     buf
@@ -27,9 +30,14 @@ fn relay_agent_information_is_echoed_byte_for_byte() {
     let raw = discover_with_agent_info();
     let inbound = decode_request(&raw).unwrap();
     let rai = inbound.relay_agent_info.clone().unwrap();
-    assert_eq!(rai, vec![82, 12, 2, 4, 0xde, 0xad, 0xbe, 0xef, 1, 4, b'e', b't', b'h', b'0']);
+    assert_eq!(
+        rai,
+        vec![82, 12, 2, 4, 0xde, 0xad, 0xbe, 0xef, 1, 4, b'e', b't', b'h', b'0']
+    );
     let mut reply = inbound.msg.clone();
-    reply.opts_mut().remove(dhcproto::v4::OptionCode::RelayAgentInformation);
+    reply
+        .opts_mut()
+        .remove(dhcproto::v4::OptionCode::RelayAgentInformation);
     reply.set_opcode(Opcode::BootReply);
     let out = encode_reply(&reply, Some(&rai)).unwrap();
     assert!(out.len() >= MIN_REPLY_LEN);
@@ -60,7 +68,11 @@ fn options_dhcproto_would_assert_on_are_dropped_not_fatal() {
     raw.extend_from_slice(&[94, 0, 80, 2, 0, 0, 81, 1, 0, 53, 1, 1, 255]);
     let inbound = decode_request(&raw).unwrap();
     assert_eq!(inbound.msg.opts().msg_type(), Some(MessageType::Discover));
-    assert!(inbound.msg.opts().get(dhcproto::v4::OptionCode::ClientFQDN).is_none());
+    assert!(inbound
+        .msg
+        .opts()
+        .get(dhcproto::v4::OptionCode::ClientFQDN)
+        .is_none());
 }
 
 #[test]

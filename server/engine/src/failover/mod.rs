@@ -57,8 +57,15 @@ pub enum Persist {
 pub enum Effect {
     Persist(Persist),
     /// Send after every earlier `Persist` is durable.
-    Send { peer: usize, conn: ConnId, msg: Message },
-    Close { peer: usize, conn: ConnId },
+    Send {
+        peer: usize,
+        conn: ConnId,
+        msg: Message,
+    },
+    Close {
+        peer: usize,
+        conn: ConnId,
+    },
 }
 
 /// What one BNDUPD we sent carried, to match its BNDACK.
@@ -167,7 +174,12 @@ impl Relationship {
     pub fn new(cfg: Peer, saved: Option<&RelationshipRecord>, now: Time) -> Relationship {
         // No saved state: ISC starts in RECOVER with stos = now (reference §5.2).
         let (me, stos, partner, mclt) = match saved {
-            Some(r) => (state_from(r.my_state), r.stos, state_from(r.partner_state), r.mclt),
+            Some(r) => (
+                state_from(r.my_state),
+                r.stos,
+                state_from(r.partner_state),
+                r.mclt,
+            ),
             None => (ServerState::Recover, now, ServerState::Unknown, 0),
         };
         let mclt = cfg.mclt.unwrap_or(mclt);
@@ -321,12 +333,19 @@ impl Dhcp {
     }
 
     fn log_move(&self, peer: usize, from: &str, to: ServerState) {
-        info!("failover peer {}: I move from {} to {}", self.rels[peer].name(), from, to);
+        info!(
+            "failover peer {}: I move from {} to {}",
+            self.rels[peer].name(),
+            from,
+            to
+        );
     }
 
     /// Send a message we originate (fresh xid) on the established link.
     fn send_new(&mut self, now: Time, peer: usize, kind: MessageType, options: Options) {
-        let Some(link) = self.rels[peer].link.as_mut() else { return };
+        let Some(link) = self.rels[peer].link.as_mut() else {
+            return;
+        };
         let mut xid = link.xid;
         if kind == MessageType::BndUpd && xid == 0 {
             xid = 1; // reference §1.5: BNDUPD never uses xid 0
@@ -337,13 +356,26 @@ impl Dhcp {
     }
 
     /// Send on a given connection with a given xid (responses, handshake).
-    fn send_on(&mut self, now: Time, peer: usize, conn: ConnId, kind: MessageType, xid: u32, options: Options) {
+    fn send_on(
+        &mut self,
+        now: Time,
+        peer: usize,
+        conn: ConnId,
+        kind: MessageType,
+        xid: u32,
+        options: Options,
+    ) {
         let rel = &mut self.rels[peer];
         if let Some(link) = rel.link.as_mut().filter(|l| l.conn == conn) {
             link.last_sent = now;
         }
         rel.counts.sent[kind.to_wire() as usize] += 1;
-        let msg = Message { kind, time: wire_time(now), xid, options };
+        let msg = Message {
+            kind,
+            time: wire_time(now),
+            xid,
+            options,
+        };
         self.effects.push(Effect::Send { peer, conn, msg });
     }
 
@@ -384,7 +416,11 @@ impl Dhcp {
         }
         rel.auto_partner_down_at = None;
         self.persist_relationship(peer);
-        let from_name = if leaving_startup { "startup".to_string() } else { from.to_string() };
+        let from_name = if leaving_startup {
+            "startup".to_string()
+        } else {
+            from.to_string()
+        };
         self.log_move(peer, &from_name, to);
         self.send_state(now, peer);
         if from != to || leaving_startup {
@@ -398,7 +434,10 @@ impl Dhcp {
         match me {
             ServerState::Normal => {
                 if self.rels[peer].partner == ServerState::Normal {
-                    info!("failover peer {}: Both servers normal", self.rels[peer].name());
+                    info!(
+                        "failover peer {}: Both servers normal",
+                        self.rels[peer].name()
+                    );
                 }
                 self.queue_pending(peer);
                 self.rels[peer].next_balance = Some(now);
@@ -412,23 +451,28 @@ impl Dhcp {
                     self.rels[peer].auto_partner_down_at = Some(now + Time::from(apd));
                 }
             }
-            ServerState::PotentialConflict => {
-                if primary || self.rels[peer].partner == ServerState::ConflictDone {
-                    self.send_new(now, peer, MessageType::UpdReq, Options::default());
-                    info!("Sent update request message to {}", self.rels[peer].name());
-                }
+            ServerState::PotentialConflict
+                if primary || self.rels[peer].partner == ServerState::ConflictDone =>
+            {
+                self.send_new(now, peer, MessageType::UpdReq, Options::default());
+                info!("Sent update request message to {}", self.rels[peer].name());
             }
             _ => {}
         }
     }
 
     fn request_all(&mut self, now: Time, peer: usize) {
-        let Some(link) = self.rels[peer].link.as_mut() else { return };
+        let Some(link) = self.rels[peer].link.as_mut() else {
+            return;
+        };
         if link.requested_all {
             return;
         }
         link.requested_all = true;
-        info!("failover peer {}: requesting full update from peer", self.rels[peer].name());
+        info!(
+            "failover peer {}: requesting full update from peer",
+            self.rels[peer].name()
+        );
         self.send_new(now, peer, MessageType::UpdReqAll, Options::default());
     }
 
@@ -442,7 +486,10 @@ impl Dhcp {
             .filter(|l| self.table.pool_of(l.ip).is_some_and(|p| pools.contains(&p)))
             .filter(|l| {
                 l.tstp > l.atsfp
-                    || matches!(l.state, BindingState::Expired | BindingState::Released | BindingState::Reset)
+                    || matches!(
+                        l.state,
+                        BindingState::Expired | BindingState::Released | BindingState::Reset
+                    )
             })
             .map(|l| l.ip)
             .collect();
@@ -459,8 +506,11 @@ impl Dhcp {
     fn pump(&mut self, now: Time, peer: usize) {
         loop {
             let rel = &self.rels[peer];
-            let Some(link) = rel.link.as_ref() else { return };
-            let may_send = !rel.in_startup() && (rel.me == ServerState::Normal || rel.update_request.is_some());
+            let Some(link) = rel.link.as_ref() else {
+                return;
+            };
+            let may_send = !rel.in_startup()
+                && (rel.me == ServerState::Normal || rel.update_request.is_some());
             if !may_send || rel.unacked.len() >= link.partner_max_unacked.max(1) as usize {
                 return;
             }
@@ -470,18 +520,34 @@ impl Dhcp {
                 return;
             };
             rel.queued.remove(&ip);
-            let lease = self.table.leases.get(&ip).cloned().unwrap_or_else(|| self.virgin(ip));
+            let lease = self
+                .table
+                .leases
+                .get(&ip)
+                .cloned()
+                .unwrap_or_else(|| self.virgin(ip));
             let options = bndupd_options(&lease);
             // The xid send_new will use (never 0 for a BNDUPD), recorded to match the BNDACK.
             let xid = self.rels[peer].link.as_ref().map_or(1, |l| l.xid.max(1));
-            self.rels[peer].unacked.insert(ip, Sent { xid, tstp: lease.tstp, state: lease.state });
+            self.rels[peer].unacked.insert(
+                ip,
+                Sent {
+                    xid,
+                    tstp: lease.tstp,
+                    state: lease.state,
+                },
+            );
             self.send_new(now, peer, MessageType::BndUpd, options);
         }
     }
 
     /// A never-used address: FREE with every time 0 (reference §3.2).
     fn virgin(&self, ip: Ipv4Addr) -> Lease {
-        let pool = self.table.pool_of(ip).map(|p| self.config.pools[p].name.clone()).unwrap_or_default();
+        let pool = self
+            .table
+            .pool_of(ip)
+            .map(|p| self.config.pools[p].name.clone())
+            .unwrap_or_default();
         Lease {
             ip,
             state: BindingState::Free,
@@ -506,7 +572,14 @@ impl Dhcp {
                 let xid = req.xid;
                 self.rels[peer].update_request = None;
                 if let Some(conn) = self.rels[peer].link.as_ref().map(|l| l.conn) {
-                    self.send_on(now, peer, conn, MessageType::UpdDone, xid, Options::default());
+                    self.send_on(
+                        now,
+                        peer,
+                        conn,
+                        MessageType::UpdDone,
+                        xid,
+                        Options::default(),
+                    );
                     info!("Sent update done message to {}", self.rels[peer].name());
                 }
             }
@@ -515,7 +588,9 @@ impl Dhcp {
 
     /// A lease of a failover pool changed here: the partner must hear of it.
     pub(crate) fn lease_changed(&mut self, now: Time, ip: Ipv4Addr) {
-        let Some(peer) = self.table.pool_of(ip).and_then(|p| self.pool_rel[p]) else { return };
+        let Some(peer) = self.table.pool_of(ip).and_then(|p| self.pool_rel[p]) else {
+            return;
+        };
         self.rels[peer].enqueue(ip);
         self.pump(now, peer);
     }
@@ -524,8 +599,14 @@ impl Dhcp {
 
     /// A TCP connection to or from the partner is up (the shell has checked the source address).
     pub fn handle_peer_connected(&mut self, now: Time, peer: usize, conn: ConnId) {
-        let Some(rel) = self.rels.get_mut(peer) else { return };
-        rel.conns.push(Conn { id: conn, opened: now, xid: 0 });
+        let Some(rel) = self.rels.get_mut(peer) else {
+            return;
+        };
+        rel.conns.push(Conn {
+            id: conn,
+            opened: now,
+            xid: 0,
+        });
         // Reference §1.1: the primary sends CONNECT on every new connection, inbound or not.
         if rel.primary() {
             let o = Options {
@@ -546,7 +627,9 @@ impl Dhcp {
 
     /// The shell lost a connection (closed by either side).
     pub fn handle_peer_closed(&mut self, now: Time, peer: usize, conn: ConnId) {
-        let Some(rel) = self.rels.get_mut(peer) else { return };
+        let Some(rel) = self.rels.get_mut(peer) else {
+            return;
+        };
         rel.conns.retain(|c| c.id != conn);
         if rel.link.as_ref().is_some_and(|l| l.conn == conn) {
             rel.link = None;
@@ -580,7 +663,9 @@ impl Dhcp {
 
     /// One decoded message from the partner on `conn`.
     pub fn handle_peer_message(&mut self, now: Time, peer: usize, conn: ConnId, m: Message) {
-        let Some(rel) = self.rels.get_mut(peer) else { return };
+        let Some(rel) = self.rels.get_mut(peer) else {
+            return;
+        };
         rel.counts.received[m.kind.to_wire() as usize] += 1;
         rel.last_contact = Some(now);
         rel.skew = i64::from(m.time) - now as i64;
@@ -594,7 +679,12 @@ impl Dhcp {
             MessageType::Disconnect => {
                 let reason = m.options.reject_reason.unwrap_or(0);
                 let text = m.options.message.clone().unwrap_or_default();
-                warn!("Failover DISCONNECT from {}: {} {}", self.rels[peer].name(), reason, text);
+                warn!(
+                    "Failover DISCONNECT from {}: {} {}",
+                    self.rels[peer].name(),
+                    reason,
+                    text
+                );
                 self.close(peer, conn);
                 return self.handle_peer_closed(now, peer, conn);
             }
@@ -606,16 +696,26 @@ impl Dhcp {
             MessageType::BndUpd => self.on_bndupd(now, peer, conn, &m),
             MessageType::BndAck => self.on_bndack(now, peer, &m),
             MessageType::PoolReq => {
-                let given = if self.rels[peer].me == ServerState::Normal { self.balance(now, peer, false) } else { 0 };
+                let given = if self.rels[peer].me == ServerState::Normal {
+                    self.balance(now, peer, false)
+                } else {
+                    0
+                };
                 if given == 0 {
                     info!("peer {}: Got POOLREQ, answering negatively!  Peer may be out of leases or database inconsistent.", self.rels[peer].name());
                 }
-                let o = Options { addresses_transferred: Some(given), ..Options::default() };
+                let o = Options {
+                    addresses_transferred: Some(given),
+                    ..Options::default()
+                };
                 self.send_on(now, peer, conn, MessageType::PoolResp, m.xid, o);
                 self.pump(now, peer);
             }
             MessageType::PoolResp => {
-                info!("pool response: {} leases", m.options.addresses_transferred.unwrap_or(0));
+                info!(
+                    "pool response: {} leases",
+                    m.options.addresses_transferred.unwrap_or(0)
+                );
             }
             MessageType::UpdReq | MessageType::UpdReqAll => self.on_update_request(now, peer, &m),
             MessageType::UpdDone => self.on_update_done(now, peer),
@@ -624,10 +724,22 @@ impl Dhcp {
         }
     }
 
-    fn reject_connect(&mut self, now: Time, peer: usize, conn: ConnId, m: &Message, reason: u8, text: &str) {
+    fn reject_connect(
+        &mut self,
+        now: Time,
+        peer: usize,
+        conn: ConnId,
+        m: &Message,
+        reason: u8,
+        text: &str,
+    ) {
         let rel = &mut self.rels[peer];
         warn!("Failover CONNECT from {}: {}", rel.cfg.name, text);
-        let name = if reason == 8 { m.options.relationship_name.clone() } else { Some(rel.cfg.name.as_bytes().to_vec()) };
+        let name = if reason == 8 {
+            m.options.relationship_name.clone()
+        } else {
+            Some(rel.cfg.name.as_bytes().to_vec())
+        };
         let o = Options {
             relationship_name: name,
             vendor_class: Some(VENDOR_CLASS.as_bytes().to_vec()),
@@ -647,12 +759,26 @@ impl Dhcp {
         let rel = &self.rels[peer];
         if rel.primary() {
             // Two primaries: refuse as ISC refuses an unknown partner.
-            return self.reject_connect(now, peer, conn, m, 8, "both servers are configured as primary");
+            return self.reject_connect(
+                now,
+                peer,
+                conn,
+                m,
+                8,
+                "both servers are configured as primary",
+            );
         }
         match &m.options.relationship_name {
             None => return self.reject_connect(now, peer, conn, m, 8, "missing relationship-name"),
             Some(n) if n.as_slice() != rel.cfg.name.as_bytes() => {
-                return self.reject_connect(now, peer, conn, m, 8, "unknown failover relationship name")
+                return self.reject_connect(
+                    now,
+                    peer,
+                    conn,
+                    m,
+                    8,
+                    "unknown failover relationship name",
+                )
             }
             Some(_) => {}
         }
@@ -677,7 +803,10 @@ impl Dhcp {
             conn,
             xid: conn_xid(rel, conn),
             partner_max_unacked: m.options.max_unacked.unwrap_or(1),
-            partner_receive_timer: m.options.receive_timer.unwrap_or(rel.cfg.max_response_delay),
+            partner_receive_timer: m
+                .options
+                .receive_timer
+                .unwrap_or(rel.cfg.max_response_delay),
             last_recv: now,
             last_sent: now,
             requested_all: false,
@@ -699,8 +828,16 @@ impl Dhcp {
     }
 
     fn disconnect(&mut self, now: Time, peer: usize, conn: ConnId, reason: u8, text: &str) {
-        warn!("Failover CONNECTACK from {}: {}", self.rels[peer].name(), text);
-        let o = Options { reject_reason: Some(reason), message: Some(text.to_string()), ..Options::default() };
+        warn!(
+            "Failover CONNECTACK from {}: {}",
+            self.rels[peer].name(),
+            text
+        );
+        let o = Options {
+            reject_reason: Some(reason),
+            message: Some(text.to_string()),
+            ..Options::default()
+        };
         let xid = next_conn_xid(&mut self.rels[peer], conn);
         self.send_on(now, peer, conn, MessageType::Disconnect, xid, o);
         self.close(peer, conn);
@@ -728,7 +865,10 @@ impl Dhcp {
             return;
         }
         if name.as_slice() != rel.cfg.name.as_bytes() {
-            let text = format!("remote failover relationship name {} does not match", String::from_utf8_lossy(name));
+            let text = format!(
+                "remote failover relationship name {} does not match",
+                String::from_utf8_lossy(name)
+            );
             return self.disconnect(now, peer, conn, 8, &text);
         }
         if rel.link.is_some() {
@@ -742,7 +882,10 @@ impl Dhcp {
             conn,
             xid: conn_xid(rel, conn),
             partner_max_unacked: m.options.max_unacked.unwrap_or(1),
-            partner_receive_timer: m.options.receive_timer.unwrap_or(rel.cfg.max_response_delay),
+            partner_receive_timer: m
+                .options
+                .receive_timer
+                .unwrap_or(rel.cfg.max_response_delay),
             last_recv: now,
             last_sent: now,
             requested_all: false,
@@ -752,7 +895,15 @@ impl Dhcp {
 
     fn link_up(&mut self, now: Time, peer: usize) {
         let rel = &self.rels[peer];
-        info!("failover peer {}: link up ({})", rel.cfg.name, if rel.primary() { "primary" } else { "secondary" });
+        info!(
+            "failover peer {}: link up ({})",
+            rel.cfg.name,
+            if rel.primary() {
+                "primary"
+            } else {
+                "secondary"
+            }
+        );
         self.send_state(now, peer);
         if !self.rels[peer].in_startup() && self.rels[peer].me == ServerState::Recover {
             self.request_all(now, peer);
@@ -762,7 +913,10 @@ impl Dhcp {
     fn on_state(&mut self, now: Time, peer: usize, m: &Message) {
         let raw = m.options.server_state.unwrap_or(0);
         let Some(new) = ServerState::from_wire(raw) else {
-            warn!("failover peer {}: Invalid state: {raw}", self.rels[peer].name());
+            warn!(
+                "failover peer {}: Invalid state: {raw}",
+                self.rels[peer].name()
+            );
             return self.set_state(now, peer, ServerState::Shutdown);
         };
         let startup_flag = m.options.server_flags.unwrap_or(0) & 1 == 1;
@@ -772,7 +926,10 @@ impl Dhcp {
         rel.partner_startup = startup_flag;
         rel.partner_stos = now; // ISC ignores the STOS sent and uses its receive time
         if old != new {
-            info!("failover peer {}: peer moves from {} to {}", rel.cfg.name, old, new);
+            info!(
+                "failover peer {}: peer moves from {} to {}",
+                rel.cfg.name, old, new
+            );
             self.persist_relationship(peer);
         }
         let rel = &self.rels[peer];
@@ -797,7 +954,10 @@ impl Dhcp {
             }
         }
         if self.rels[peer].me == ServerState::Normal && new == ServerState::Normal && old != new {
-            info!("failover peer {}: Both servers normal", self.rels[peer].name());
+            info!(
+                "failover peer {}: Both servers normal",
+                self.rels[peer].name()
+            );
             self.rels[peer].next_balance = Some(now);
         }
         self.pump(now, peer);
@@ -827,7 +987,11 @@ impl Dhcp {
                         if self.table.reserved_ip.contains_key(&ip) {
                             continue;
                         }
-                        let s = self.table.leases.get(&ip).map_or(BindingState::Free, |l| l.state);
+                        let s = self
+                            .table
+                            .leases
+                            .get(&ip)
+                            .map_or(BindingState::Free, |l| l.state);
                         all_ips.push((rank(s), ip));
                     }
                 }
@@ -841,14 +1005,26 @@ impl Dhcp {
         for ip in ips {
             rel.enqueue(ip);
         }
-        let remaining: HashSet<Ipv4Addr> = rel.queue.iter().copied().chain(rel.unacked.keys().copied()).collect();
+        let remaining: HashSet<Ipv4Addr> = rel
+            .queue
+            .iter()
+            .copied()
+            .chain(rel.unacked.keys().copied())
+            .collect();
         info!(
             "Update request{} from {}: {}",
             if all { " all" } else { "" },
             name,
-            if remaining.is_empty() { "nothing pending" } else { "sending update" }
+            if remaining.is_empty() {
+                "nothing pending"
+            } else {
+                "sending update"
+            }
         );
-        rel.update_request = Some(UpdateRequest { xid: m.xid, remaining });
+        rel.update_request = Some(UpdateRequest {
+            xid: m.xid,
+            remaining,
+        });
         self.pump(now, peer);
         self.maybe_update_done(now, peer);
     }
@@ -863,10 +1039,19 @@ impl Dhcp {
             ServerState::Recover => {
                 let waiting = rel.my_stos + Time::from(rel.mclt) > now
                     && !matches!(rel.partner, ServerState::Recover | ServerState::RecoverDone);
-                let to = if waiting { ServerState::RecoverWait } else { ServerState::RecoverDone };
+                let to = if waiting {
+                    ServerState::RecoverWait
+                } else {
+                    ServerState::RecoverDone
+                };
                 self.set_state(now, peer, to);
-                if to == ServerState::RecoverDone && self.rels[peer].partner == ServerState::RecoverDone {
-                    info!("failover peer {}: Both servers have entered recover-done!", self.rels[peer].name());
+                if to == ServerState::RecoverDone
+                    && self.rels[peer].partner == ServerState::RecoverDone
+                {
+                    info!(
+                        "failover peer {}: Both servers have entered recover-done!",
+                        self.rels[peer].name()
+                    );
                     self.set_state(now, peer, ServerState::Normal);
                 }
             }
@@ -885,7 +1070,15 @@ impl Dhcp {
 
     // ---------------------------------------------------------------- bindings
 
-    fn bndack(&mut self, now: Time, peer: usize, conn: ConnId, xid: u32, ip: Ipv4Addr, reject: Option<(u8, &str)>) {
+    fn bndack(
+        &mut self,
+        now: Time,
+        peer: usize,
+        conn: ConnId,
+        xid: u32,
+        ip: Ipv4Addr,
+        reject: Option<(u8, &str)>,
+    ) {
         let o = Options {
             assigned_ip: Some(ip),
             reject_reason: reject.map(|r| r.0),
@@ -893,7 +1086,10 @@ impl Dhcp {
             ..Options::default()
         };
         if let Some((_, text)) = reject {
-            info!("bind update on {ip} from {} rejected: {text}", self.rels[peer].name());
+            info!(
+                "bind update on {ip} from {} rejected: {text}",
+                self.rels[peer].name()
+            );
         }
         self.send_on(now, peer, conn, MessageType::BndAck, xid, o);
     }
@@ -903,27 +1099,66 @@ impl Dhcp {
         let o = &m.options;
         let (Some(ip), Some(status)) = (o.assigned_ip, o.binding_status) else {
             let ip = o.assigned_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            return self.bndack(now, peer, conn, m.xid, ip, Some((3, "missing binding information")));
+            return self.bndack(
+                now,
+                peer,
+                conn,
+                m.xid,
+                ip,
+                Some((3, "missing binding information")),
+            );
         };
         let Some(new) = BindingState::from_wire(status) else {
-            return self.bndack(now, peer, conn, m.xid, ip, Some((2, "invalid binding status")));
+            return self.bndack(
+                now,
+                peer,
+                conn,
+                m.xid,
+                ip,
+                Some((2, "invalid binding status")),
+            );
         };
-        let in_rel = self.table.pool_of(ip).is_some_and(|p| self.pool_rel[p] == Some(peer));
+        let in_rel = self
+            .table
+            .pool_of(ip)
+            .is_some_and(|p| self.pool_rel[p] == Some(peer));
         if !in_rel || self.table.reserved_ip.contains_key(&ip) {
             return self.bndack(now, peer, conn, m.xid, ip, Some((1, "unknown IP address")));
         }
         if new == BindingState::Abandoned && (o.chaddr.is_some() || o.client_id.is_some()) {
-            return self.bndack(now, peer, conn, m.xid, ip, Some((6, "BNDUPD to ABANDONED with a CHADDR or client-id")));
+            return self.bndack(
+                now,
+                peer,
+                conn,
+                m.xid,
+                ip,
+                Some((6, "BNDUPD to ABANDONED with a CHADDR or client-id")),
+            );
         }
-        let needs_chaddr = matches!(new, BindingState::Active | BindingState::Expired | BindingState::Released);
+        let needs_chaddr = matches!(
+            new,
+            BindingState::Active | BindingState::Expired | BindingState::Released
+        );
         if needs_chaddr && o.chaddr.as_ref().is_none_or(|c| c.is_empty()) {
-            return self.bndack(now, peer, conn, m.xid, ip, Some((3, "BNDUPD without CHADDR")));
+            return self.bndack(
+                now,
+                peer,
+                conn,
+                m.xid,
+                ip,
+                Some((3, "BNDUPD without CHADDR")),
+            );
         }
         if o.chaddr.as_ref().is_some_and(|c| c.len() > 17) {
             return self.bndack(now, peer, conn, m.xid, ip, Some((6, "chaddr too long")));
         }
         let tsfp = o.potential_expiry.map_or(0, from_wire_time);
-        let cur = self.table.leases.get(&ip).cloned().unwrap_or_else(|| self.virgin(ip));
+        let cur = self
+            .table
+            .leases
+            .get(&ip)
+            .cloned()
+            .unwrap_or_else(|| self.virgin(ip));
         let rel = &self.rels[peer];
         if let Err(text) = transition_allowed(rel, &cur, new, tsfp, now) {
             return self.bndack(now, peer, conn, m.xid, ip, Some((2, &text)));
@@ -940,21 +1175,46 @@ impl Dhcp {
                 _ => !rel.primary(),
             };
             if !incoming_wins {
-                return self.bndack(now, peer, conn, m.xid, ip, Some((16, "incoming update is less critical than outgoing update")));
+                return self.bndack(
+                    now,
+                    peer,
+                    conn,
+                    m.xid,
+                    ip,
+                    Some((16, "incoming update is less critical than outgoing update")),
+                );
             }
         }
         let client = match (&o.client_id, &o.chaddr) {
             (Some(id), _) => Some(ClientKey::ClientId(id.clone())),
-            (None, Some(c)) if c.len() > 1 && matches!(new, BindingState::Active | BindingState::Expired | BindingState::Released) => {
-                Some(ClientKey::Hardware { htype: c[0], chaddr: c[1..].to_vec() })
+            (None, Some(c))
+                if c.len() > 1
+                    && matches!(
+                        new,
+                        BindingState::Active | BindingState::Expired | BindingState::Released
+                    ) =>
+            {
+                Some(ClientKey::Hardware {
+                    htype: c[0],
+                    chaddr: c[1..].to_vec(),
+                })
             }
             // "A missing client-id clears ISC's stored uid, except for FREE, BACKUP and RESET."
-            (None, _) if matches!(new, BindingState::Free | BindingState::Backup | BindingState::Reset) => cur.client.clone(),
+            (None, _)
+                if matches!(
+                    new,
+                    BindingState::Free | BindingState::Backup | BindingState::Reset
+                ) =>
+            {
+                cur.client.clone()
+            }
             (None, _) => None,
         };
         // The receiver records EXPIRED, RELEASED and RESET as FREE at once (reference §4.2).
         let state = match new {
-            BindingState::Expired | BindingState::Released | BindingState::Reset => BindingState::Free,
+            BindingState::Expired | BindingState::Released | BindingState::Reset => {
+                BindingState::Free
+            }
             s => s,
         };
         let (htype, chaddr) = match &o.chaddr {
@@ -968,7 +1228,11 @@ impl Dhcp {
             client,
             htype,
             chaddr,
-            hostname: if state == BindingState::Active { cur.hostname.clone() } else { None },
+            hostname: if state == BindingState::Active {
+                cur.hostname.clone()
+            } else {
+                None
+            },
             pool: cur.pool.clone(),
             starts: o.stos.map_or(cur.starts, Time::from),
             ends: o.lease_expiry.map_or(cur.ends, from_wire_time),
@@ -995,17 +1259,24 @@ impl Dhcp {
     }
 
     fn on_bndack(&mut self, now: Time, peer: usize, m: &Message) {
-        let Some(ip) = m.options.assigned_ip else { return };
+        let Some(ip) = m.options.assigned_ip else {
+            return;
+        };
         let rel = &mut self.rels[peer];
         match rel.unacked.get(&ip) {
             Some(s) if s.xid == m.xid => {}
             Some(_) => {
-                warn!("bind update on {ip} got ack from {}: xid mismatch.", rel.cfg.name);
+                warn!(
+                    "bind update on {ip} got ack from {}: xid mismatch.",
+                    rel.cfg.name
+                );
                 return;
             }
             None => return,
         }
-        let Some(sent) = rel.unacked.remove(&ip) else { return };
+        let Some(sent) = rel.unacked.remove(&ip) else {
+            return;
+        };
         if let Some(req) = rel.update_request.as_mut() {
             req.remaining.remove(&ip);
         }
@@ -1013,13 +1284,21 @@ impl Dhcp {
             warn!(
                 "bind update on {ip} from {} rejected: {}",
                 rel.cfg.name,
-                m.options.message.clone().unwrap_or_else(|| format!("reason {reason}"))
+                m.options
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("reason {reason}"))
             );
         } else if let Some(mut l) = self.table.leases.get(&ip).cloned() {
             l.tsfp = sent.tstp;
             l.atsfp = sent.tstp;
             // The sender records EXPIRED/RELEASED/RESET as FREE once acked (reference §4.2).
-            if l.state == sent.state && matches!(l.state, BindingState::Expired | BindingState::Released | BindingState::Reset) {
+            if l.state == sent.state
+                && matches!(
+                    l.state,
+                    BindingState::Expired | BindingState::Released | BindingState::Reset
+                )
+            {
                 l.state = BindingState::Free;
             }
             self.table.put(l.clone());
@@ -1041,7 +1320,11 @@ impl Dhcp {
             return 0;
         }
         let (mine_owner, theirs_owner) = (rel.my_owner(), rel.peer_owner());
-        let theirs_state = if theirs_owner == Owner::Free { BindingState::Free } else { BindingState::Backup };
+        let theirs_state = if theirs_owner == Owner::Free {
+            BindingState::Free
+        } else {
+            BindingState::Backup
+        };
         let own_pct = i64::from(rel.cfg.max_lease_ownership);
         let misbal_pct = i64::from(rel.cfg.max_lease_misbalance);
         let pools = rel.pools.clone();
@@ -1061,11 +1344,23 @@ impl Dhcp {
                 self.config.pools[p].name,
                 net,
                 total,
-                if mine_owner == Owner::Free { mine } else { theirs },
-                if mine_owner == Owner::Free { theirs } else { mine },
+                if mine_owner == Owner::Free {
+                    mine
+                } else {
+                    theirs
+                },
+                if mine_owner == Owner::Free {
+                    theirs
+                } else {
+                    mine
+                },
                 lts,
                 hold,
-                if lts < panic && from_timer { "  (requesting peer rebalance!)" } else { "" }
+                if lts < panic && from_timer {
+                    "  (requesting peer rebalance!)"
+                } else {
+                    ""
+                }
             );
             if lts < panic && from_timer {
                 want_poolreq = true;
@@ -1081,7 +1376,12 @@ impl Dhcp {
                 if lts <= 0 || (used && lts <= hold) {
                     continue;
                 }
-                let mut l = self.table.leases.get(&ip).cloned().unwrap_or_else(|| self.virgin(ip));
+                let mut l = self
+                    .table
+                    .leases
+                    .get(&ip)
+                    .cloned()
+                    .unwrap_or_else(|| self.virgin(ip));
                 l.state = theirs_state;
                 l.starts = now;
                 l.tstp = now;
@@ -1143,7 +1443,9 @@ impl Dhcp {
                     let conn = link.conn;
                     self.close(peer, conn);
                     self.handle_peer_closed(now, peer, conn);
-                } else if now >= link.last_sent + Time::from((link.partner_receive_timer / 3).max(1)) {
+                } else if now
+                    >= link.last_sent + Time::from((link.partner_receive_timer / 3).max(1))
+                {
                     self.send_new(now, peer, MessageType::Contact, Options::default());
                 }
             }
@@ -1152,11 +1454,16 @@ impl Dhcp {
                 self.set_state(now, peer, ServerState::RecoverDone);
             }
             let rel = &self.rels[peer];
-            if rel.me == ServerState::CommunicationsInterrupted && rel.auto_partner_down_at.is_some_and(|t| now >= t) {
+            if rel.me == ServerState::CommunicationsInterrupted
+                && rel.auto_partner_down_at.is_some_and(|t| now >= t)
+            {
                 self.set_state(now, peer, ServerState::PartnerDown);
             }
             let rel = &self.rels[peer];
-            if rel.me == ServerState::Normal && rel.link.is_some() && rel.next_balance.is_some_and(|t| now >= t) {
+            if rel.me == ServerState::Normal
+                && rel.link.is_some()
+                && rel.next_balance.is_some_and(|t| now >= t)
+            {
                 self.balance(now, peer, true);
             }
             self.pump(now, peer);
@@ -1168,9 +1475,10 @@ impl Dhcp {
         let rel = self.rels.get(peer).ok_or("no such relationship")?;
         match rel.me {
             ServerState::PartnerDown => Ok(()),
-            ServerState::Normal if rel.link.is_some() => {
-                Err("the partner is connected and NORMAL; partner-down would risk duplicate addresses".into())
-            }
+            ServerState::Normal if rel.link.is_some() => Err(
+                "the partner is connected and NORMAL; partner-down would risk duplicate addresses"
+                    .into(),
+            ),
             _ => {
                 self.set_state(now, peer, ServerState::PartnerDown);
                 Ok(())
@@ -1214,12 +1522,25 @@ fn next_conn_xid(rel: &mut Relationship, conn: ConnId) -> u32 {
 }
 
 /// Reference §4.2: which binding changes from the partner we accept.
-fn transition_allowed(rel: &Relationship, cur: &Lease, new: BindingState, tsfp: Time, now: Time) -> Result<(), String> {
+fn transition_allowed(
+    rel: &Relationship,
+    cur: &Lease,
+    new: BindingState,
+    tsfp: Time,
+    now: Time,
+) -> Result<(), String> {
     use BindingState as B;
     if cur.state == new {
         return Ok(());
     }
-    let refuse = || Err(format!("{}: invalid state transition: {} to {}", cur.ip, cur.state.as_str(), new.as_str()));
+    let refuse = || {
+        Err(format!(
+            "{}: invalid state transition: {} to {}",
+            cur.ip,
+            cur.state.as_str(),
+            new.as_str()
+        ))
+    };
     if rel.me != ServerState::Normal {
         return match (cur.state, new) {
             (B::Active, B::Free | B::Backup) => refuse(),

@@ -17,7 +17,13 @@ pub(crate) enum Reaction {
 
 /// `me` is our state (the saved one while in STARTUP), `peer` what the partner reports.
 /// `peer_startup`: the STARTUP flag on the partner's STATE. `primary`: our role.
-pub(crate) fn on_peer_state(me: S, peer: S, peer_startup: bool, was_startup: bool, primary: bool) -> Reaction {
+pub(crate) fn on_peer_state(
+    me: S,
+    peer: S,
+    peer_startup: bool,
+    was_startup: bool,
+    primary: bool,
+) -> Reaction {
     use Reaction::*;
     match me {
         S::Normal => match peer {
@@ -26,7 +32,9 @@ pub(crate) fn on_peer_state(me: S, peer: S, peer_startup: bool, was_startup: boo
             S::PartnerDown => MoveTo(S::PotentialConflict),
             // ISC moves itself to SHUTDOWN here; a peer in conflict resolution while we
             // were NORMAL means something is badly wrong. We stop serving the same way.
-            S::PotentialConflict | S::ResolutionInterrupted | S::ConflictDone => MoveTo(S::Shutdown),
+            S::PotentialConflict | S::ResolutionInterrupted | S::ConflictDone => {
+                MoveTo(S::Shutdown)
+            }
             S::Recover | S::Shutdown => MoveTo(S::PartnerDown),
             S::Paused => MoveTo(S::CommunicationsInterrupted),
             _ => Stay,
@@ -70,7 +78,9 @@ pub(crate) fn on_peer_state(me: S, peer: S, peer_startup: bool, was_startup: boo
         }
         S::CommunicationsInterrupted => match peer {
             S::Recover => MoveTo(S::PartnerDown),
-            S::Normal | S::CommunicationsInterrupted | S::RecoverDone | S::RecoverWait => SyncThenNormal,
+            S::Normal | S::CommunicationsInterrupted | S::RecoverDone | S::RecoverWait => {
+                SyncThenNormal
+            }
             S::PotentialConflict | S::PartnerDown | S::ResolutionInterrupted | S::ConflictDone => {
                 MoveTo(S::PotentialConflict)
             }
@@ -103,7 +113,10 @@ pub(crate) fn on_comm_failure(me: S) -> S {
 
 /// Does a server in `me`, whose partner is in `peer`, answer DHCP clients? (reference §5.1)
 pub(crate) fn responds(me: S, peer: S) -> bool {
-    let mine = matches!(me, S::Normal | S::CommunicationsInterrupted | S::PartnerDown);
+    let mine = matches!(
+        me,
+        S::Normal | S::CommunicationsInterrupted | S::PartnerDown
+    );
     let silenced = matches!(
         peer,
         S::PartnerDown | S::PotentialConflict | S::ConflictDone | S::ResolutionInterrupted
@@ -136,8 +149,12 @@ mod tests {
         for me in ALL {
             for peer in ALL {
                 for flags in [(false, false, true), (true, true, false)] {
-                    if let Reaction::MoveTo(to) = on_peer_state(me, peer, flags.0, flags.1, flags.2) {
-                        assert!(!matches!(to, S::Startup | S::Unknown | S::RecoverWait), "{me:?}+{peer:?} -> {to:?}");
+                    if let Reaction::MoveTo(to) = on_peer_state(me, peer, flags.0, flags.1, flags.2)
+                    {
+                        assert!(
+                            !matches!(to, S::Startup | S::Unknown | S::RecoverWait),
+                            "{me:?}+{peer:?} -> {to:?}"
+                        );
                     }
                 }
             }
@@ -146,21 +163,36 @@ mod tests {
 
     #[test]
     fn a_fresh_pair_both_in_recover_asks_each_other_for_everything() {
-        assert_eq!(on_peer_state(S::Recover, S::Recover, true, true, true), Reaction::RequestAll);
+        assert_eq!(
+            on_peer_state(S::Recover, S::Recover, true, true, true),
+            Reaction::RequestAll
+        );
     }
 
     #[test]
     fn an_amnesic_peer_moves_a_communications_interrupted_server_to_partner_down() {
         assert_eq!(
-            on_peer_state(S::CommunicationsInterrupted, S::Recover, false, false, false),
+            on_peer_state(
+                S::CommunicationsInterrupted,
+                S::Recover,
+                false,
+                false,
+                false
+            ),
             Reaction::MoveTo(S::PartnerDown)
         );
     }
 
     #[test]
     fn partner_down_returns_to_normal_when_the_peer_has_recovered() {
-        assert_eq!(on_peer_state(S::PartnerDown, S::RecoverDone, false, false, true), Reaction::MoveTo(S::Normal));
-        assert_eq!(on_peer_state(S::PartnerDown, S::Recover, true, false, true), Reaction::Stay);
+        assert_eq!(
+            on_peer_state(S::PartnerDown, S::RecoverDone, false, false, true),
+            Reaction::MoveTo(S::Normal)
+        );
+        assert_eq!(
+            on_peer_state(S::PartnerDown, S::Recover, true, false, true),
+            Reaction::Stay
+        );
     }
 
     #[test]
@@ -169,7 +201,15 @@ mod tests {
         assert!(responds(S::CommunicationsInterrupted, S::Unknown));
         assert!(responds(S::PartnerDown, S::Recover));
         assert!(!responds(S::Normal, S::PartnerDown));
-        for me in [S::Recover, S::RecoverWait, S::RecoverDone, S::PotentialConflict, S::Startup, S::Shutdown, S::Paused] {
+        for me in [
+            S::Recover,
+            S::RecoverWait,
+            S::RecoverDone,
+            S::PotentialConflict,
+            S::Startup,
+            S::Shutdown,
+            S::Paused,
+        ] {
             assert!(!responds(me, S::Normal), "{me:?}");
         }
     }
@@ -177,7 +217,10 @@ mod tests {
     #[test]
     fn losing_the_link_interrupts_normal_and_conflict_resolution_only() {
         assert_eq!(on_comm_failure(S::Normal), S::CommunicationsInterrupted);
-        assert_eq!(on_comm_failure(S::PotentialConflict), S::ResolutionInterrupted);
+        assert_eq!(
+            on_comm_failure(S::PotentialConflict),
+            S::ResolutionInterrupted
+        );
         assert_eq!(on_comm_failure(S::Recover), S::Recover);
         assert_eq!(on_comm_failure(S::PartnerDown), S::PartnerDown);
     }
