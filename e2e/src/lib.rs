@@ -17,6 +17,7 @@
 //! with [`wait_until`], never slept for.
 
 pub mod clients;
+pub mod failover;
 pub mod load;
 pub mod netns;
 pub mod process;

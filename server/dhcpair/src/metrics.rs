@@ -83,7 +83,6 @@ pub struct Metrics {
     pub fo_messages: Family<RelMsgLabels, Counter>,
     pub packets: Family<PacketLabels, Counter>,
     pub decode_errors: Family<DecodeLabels, Counter>,
-    pub queue_drops: Counter,
     pub reply_latency: Histogram,
     pub commit_latency: Histogram,
     pub commit_batch: Histogram,
@@ -98,7 +97,6 @@ impl Metrics {
         let mut registry = Registry::with_prefix("dhcpair");
         let packets = Family::<PacketLabels, Counter>::default();
         let decode_errors = Family::<DecodeLabels, Counter>::default();
-        let queue_drops = Counter::default();
         let reply_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         let commit_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         let commit_batch = Histogram::new(exponential_buckets(1.0, 2.0, 12));
@@ -114,11 +112,6 @@ impl Metrics {
             "decode_errors",
             "Packets dropped because they did not decode",
             decode_errors.clone(),
-        );
-        registry.register(
-            "queue_drops",
-            "Packets dropped because the engine queue was full",
-            queue_drops.clone(),
         );
         registry.register(
             "reply_latency_seconds",
@@ -205,7 +198,6 @@ impl Metrics {
             fo_messages,
             packets,
             decode_errors,
-            queue_drops,
             reply_latency,
             commit_latency,
             commit_batch,

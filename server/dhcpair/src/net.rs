@@ -3,7 +3,6 @@
 //! replies leave on the interface the request came in on.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use dhcpair_engine::Destination;
@@ -43,14 +42,18 @@ pub fn open(name: &str, port: u16) -> anyhow::Result<Interface> {
     s.set_broadcast(true)?;
     s.bind_device(Some(name.as_bytes()))
         .with_context(|| format!("cannot bind to device {name} (needs CAP_NET_RAW or root)"))?;
-    // Bigger buffers absorb bursts while the engine works.
-    let _ = s.set_recv_buffer_size(4 << 20);
+    // Bigger buffers absorb bursts (a commit, a checkpoint). SO_RCVBUFFORCE passes
+    // net.core.rmem_max when we may (root / CAP_NET_ADMIN); otherwise take what the limit allows.
+    if nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &(8 << 20)).is_err()
+    {
+        let _ = s.set_recv_buffer_size(8 << 20);
+    }
     let _ = s.set_send_buffer_size(4 << 20);
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())
         .with_context(|| format!("cannot bind UDP port {port} on {name}"))?;
     let socket: UdpSocket = s.into();
-    // Receive loops wake up regularly to notice shutdown.
-    socket.set_read_timeout(Some(Duration::from_millis(250)))?;
+    // The engine thread polls every socket and reads until EAGAIN.
+    socket.set_nonblocking(true)?;
     Ok(Interface {
         name: name.to_string(),
         addrs,

@@ -26,7 +26,9 @@ pools:
     .unwrap();
     let mut e = Engine::new(conf, vec![], &[], 1_800_000_000);
     let addrs = [std::net::Ipv4Addr::new(10, 77, 0, 1)];
-    let arrival = Arrival { interface_addrs: &addrs };
+    let arrival = Arrival {
+        interface_addrs: &addrs,
+    };
     let n = 50_000u32;
     let encode = |m: &Message| {
         let mut b = Vec::new();
@@ -34,14 +36,27 @@ pools:
         b
     };
     let mk = |i: u32, t: MessageType| {
-        let mac = [0x52, 0x54, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        let mac = [
+            0x52,
+            0x54,
+            (i >> 24) as u8,
+            (i >> 16) as u8,
+            (i >> 8) as u8,
+            i as u8,
+        ];
         let z = std::net::Ipv4Addr::UNSPECIFIED;
         let mut m = Message::new_with_id(i, z, z, z, std::net::Ipv4Addr::new(10, 77, 0, 2), &mac);
         m.opts_mut().insert(DhcpOption::MessageType(t));
-        m.opts_mut().insert(DhcpOption::ParameterRequestList(vec![OptionCode::SubnetMask, OptionCode::Router, OptionCode::DomainNameServer]));
+        m.opts_mut().insert(DhcpOption::ParameterRequestList(vec![
+            OptionCode::SubnetMask,
+            OptionCode::Router,
+            OptionCode::DomainNameServer,
+        ]));
         m
     };
-    let discovers: Vec<Vec<u8>> = (0..n).map(|i| encode(&mk(i, MessageType::Discover))).collect();
+    let discovers: Vec<Vec<u8>> = (0..n)
+        .map(|i| encode(&mk(i, MessageType::Discover)))
+        .collect();
     let t0 = Instant::now();
     let mut acks = 0;
     for (i, raw) in discovers.iter().enumerate() {
@@ -51,8 +66,12 @@ pools:
         let offer = d.reply.unwrap();
         let _ = encode_reply(&offer.msg, None).unwrap();
         let mut req = mk(i as u32, MessageType::Request);
-        req.opts_mut().insert(DhcpOption::RequestedIpAddress(offer.msg.yiaddr()));
-        req.opts_mut().insert(DhcpOption::ServerIdentifier(std::net::Ipv4Addr::new(10, 77, 0, 1)));
+        req.opts_mut()
+            .insert(DhcpOption::RequestedIpAddress(offer.msg.yiaddr()));
+        req.opts_mut()
+            .insert(DhcpOption::ServerIdentifier(std::net::Ipv4Addr::new(
+                10, 77, 0, 1,
+            )));
         let raw = encode(&req);
         let t_req = Instant::now();
         let inb = decode_request(&raw).unwrap();

@@ -88,12 +88,29 @@ impl GroupCommitter {
         S: LeaseStore + 'static,
         O: Fn(CommitStats) + Send + 'static,
     {
+        Self::spawn_lingering(store, max_batch, Duration::ZERO, observer)
+    }
+
+    /// Like [`spawn_with_observer`](Self::spawn_with_observer), but once a batch holds a
+    /// write, the writer waits up to `linger` for more before committing: fewer, larger
+    /// commits (one fsync each) for at most `linger` more latency.
+    pub fn spawn_lingering<S, O>(
+        store: S,
+        max_batch: usize,
+        linger: Duration,
+        observer: O,
+    ) -> GroupCommitter
+    where
+        S: LeaseStore + 'static,
+        O: Fn(CommitStats) + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let writer = Writer {
             store: Box::new(store),
             rx,
             max_batch: max_batch.max(1),
+            linger,
             counters: Arc::clone(&counters),
             observer: Box::new(observer),
         };
@@ -161,6 +178,7 @@ struct Writer {
     store: Box<dyn LeaseStore>,
     rx: Receiver<Submission>,
     max_batch: usize,
+    linger: Duration,
     counters: Arc<Counters>,
     observer: Observer,
 }
@@ -178,8 +196,24 @@ impl Writer {
             };
             let mut writes = first.writes;
             let mut dones = vec![first.done];
+            // Linger: give more writes a moment to join this commit (one fsync for all).
+            let deadline = Instant::now() + self.linger;
             while writes.len() < self.max_batch {
-                match self.rx.try_recv() {
+                let next = match self.rx.try_recv() {
+                    Err(mpsc::TryRecvError::Empty)
+                        if !writes.is_empty() && !self.linger.is_zero() =>
+                    {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        self.rx
+                            .recv_timeout(left)
+                            .map_err(|_| mpsc::TryRecvError::Empty)
+                    }
+                    other => other,
+                };
+                match next {
                     Ok(sub) if writes.len() + sub.writes.len() > self.max_batch => {
                         carried = Some(sub);
                         break;

@@ -9,7 +9,12 @@ use dhcpair_store::{LeaseStore, SqliteStore, Write};
 fn cpu_secs() -> f64 {
     // utime + stime of this process, from /proc (no unsafe getrusage).
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0
 }
@@ -23,7 +28,9 @@ fn one_lease_commits_cost() {
         let n = 2000 / batch;
         let (c0, t0) = (cpu_secs(), Instant::now());
         for i in 0..n {
-            let writes: Vec<Write> = (0..batch).map(|j| Write::Lease(sample_lease((i * batch + j) as u32))).collect();
+            let writes: Vec<Write> = (0..batch)
+                .map(|j| Write::Lease(sample_lease((i * batch + j) as u32)))
+                .collect();
             s.commit(&writes).unwrap();
         }
         let (cpu, wall) = (cpu_secs() - c0, t0.elapsed().as_secs_f64());

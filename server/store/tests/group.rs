@@ -399,3 +399,34 @@ fn counters_add_up_over_commits() {
     );
     committer.shutdown();
 }
+
+#[test]
+fn a_lingering_writer_gathers_writes_submitted_within_the_linger_into_one_commit() {
+    let disk = dhcpair_store::MemDisk::new();
+    let store = dhcpair_store::MemStore::open(disk.clone());
+    let gc = dhcpair_store::GroupCommitter::spawn_lingering(
+        store,
+        1024,
+        std::time::Duration::from_millis(300),
+        |_| {},
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..5u32 {
+        let tx = tx.clone();
+        gc.submit(
+            vec![dhcpair_store::Write::Lease(
+                dhcpair_store::battery::sample_lease(i),
+            )],
+            Box::new(move |r| tx.send(r.is_ok()).unwrap()),
+        );
+    }
+    for _ in 0..5 {
+        assert!(rx.recv().unwrap());
+    }
+    assert_eq!(
+        gc.counters().commits,
+        1,
+        "five writes within the linger share one commit"
+    );
+    gc.shutdown();
+}

@@ -934,26 +934,33 @@ impl Dhcp {
         }
         let rel = &self.rels[peer];
         let was_startup = rel.in_startup();
+        let before = rel.me;
         let reaction = states::on_peer_state(rel.me, new, startup_flag, was_startup, rel.primary());
-        if was_startup {
-            // Leaving STARTUP on the partner's first STATE: back to the saved state first.
-            let saved = rel.me;
-            self.set_state(now, peer, saved);
-        }
         match reaction {
-            Reaction::Stay => {}
+            // Leaving STARTUP straight into the state the partner's report calls for.
             Reaction::MoveTo(to) => self.set_state(now, peer, to),
-            Reaction::RequestAll => self.request_all(now, peer),
-            Reaction::Request => {
-                self.send_new(now, peer, MessageType::UpdReq, Options::default());
-                info!("Sent update request message to {}", self.rels[peer].name());
-            }
-            Reaction::SyncThenNormal => {
-                self.queue_pending(peer);
-                self.set_state(now, peer, ServerState::Normal);
+            other => {
+                if was_startup {
+                    // Back to the saved state (reference §5.2), then act.
+                    self.set_state(now, peer, before);
+                }
+                match other {
+                    Reaction::RequestAll => self.request_all(now, peer),
+                    Reaction::Request => {
+                        self.send_new(now, peer, MessageType::UpdReq, Options::default());
+                        info!("Sent update request message to {}", self.rels[peer].name());
+                    }
+                    Reaction::SyncThenNormal => {
+                        self.queue_pending(peer);
+                        self.set_state(now, peer, ServerState::Normal);
+                    }
+                    Reaction::Stay | Reaction::MoveTo(_) => {}
+                }
             }
         }
-        if self.rels[peer].me == ServerState::Normal && new == ServerState::Normal && old != new {
+        // Already NORMAL and the partner just became NORMAL (entering NORMAL logs it itself).
+        if before == ServerState::Normal && !was_startup && new == ServerState::Normal && old != new
+        {
             info!(
                 "failover peer {}: Both servers normal",
                 self.rels[peer].name()
@@ -1281,14 +1288,17 @@ impl Dhcp {
             req.remaining.remove(&ip);
         }
         if let Some(reason) = m.options.reject_reason {
-            warn!(
-                "bind update on {ip} from {} rejected: {}",
-                rel.cfg.name,
-                m.options
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| format!("reason {reason}"))
-            );
+            let text = m
+                .options
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("reason {reason}"));
+            // Reason 16 is the routine duel of a fresh synchronisation (reference §4.2).
+            if reason == 16 {
+                info!("bind update on {ip} from {} rejected: {text}", rel.cfg.name);
+            } else {
+                warn!("bind update on {ip} from {} rejected: {text}", rel.cfg.name);
+            }
         } else if let Some(mut l) = self.table.leases.get(&ip).cloned() {
             l.tsfp = sent.tstp;
             l.atsfp = sent.tstp;
@@ -1333,7 +1343,9 @@ impl Dhcp {
         for p in pools {
             let mine = self.table.free_count(p, mine_owner) as i64;
             let theirs = self.table.free_count(p, theirs_owner) as i64;
+            // lts, hold and thresh count free-state leases; the log's total is the pool's size.
             let total = mine + theirs;
+            let pool_size = self.config.pools[p].size();
             let mut lts = (mine - theirs) / 2;
             let hold = (total * own_pct + 50) / 100;
             let thresh = (total * misbal_pct + 50) / 100;
@@ -1343,7 +1355,7 @@ impl Dhcp {
                 "balancing pool {} {}  total {}  free {}  backup {}  lts {}  max-own (+/-){}{}",
                 self.config.pools[p].name,
                 net,
-                total,
+                pool_size,
                 if mine_owner == Owner::Free {
                     mine
                 } else {
@@ -1396,7 +1408,7 @@ impl Dhcp {
                 "balanced pool {} {}  total {}  free {}  backup {}  lts {}  max-misbal {}",
                 self.config.pools[p].name,
                 net,
-                total,
+                pool_size,
                 self.table.free_count(p, Owner::Free),
                 self.table.free_count(p, Owner::Backup),
                 lts,
