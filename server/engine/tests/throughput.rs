@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Engine cost per lease, in process, no I/O: `cargo test --release -p dhcpair-engine --test
 //! throughput -- --ignored --nocapture`. A measurement, not a pass/fail timing.
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! CPU and wall time of one-lease commits (the group commit's worst case, at low rates):
 //! `cargo test --release -p dhcpair-store --test commit_cost -- --ignored --nocapture`.
 
