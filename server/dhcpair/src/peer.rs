@@ -171,7 +171,11 @@ async fn read_frames(
                 Ok(Some(n)) => {
                     match decode(&buf[..n]) {
                         Ok(Decoded::Message(msg)) => {
-                            if !input.send(Input::PeerMessage { peer, conn, msg }) {
+                            if !input.send(Input::PeerMessage {
+                                peer,
+                                conn,
+                                msg: Box::new(msg),
+                            }) {
                                 return;
                             }
                         }

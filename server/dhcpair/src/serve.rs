@@ -54,7 +54,7 @@ pub enum Input {
     PeerMessage {
         peer: usize,
         conn: ConnId,
-        msg: dhcpair_wire::failover::Message,
+        msg: Box<dhcpair_wire::failover::Message>,
     },
     PartnerDown {
         name: String,
@@ -368,10 +368,8 @@ impl EngineThread {
             for idx in ready {
                 self.read_socket(idx);
             }
-            if wake_ready || self.pending.load(Ordering::Acquire) {
-                if !self.drain_inputs() {
-                    break;
-                }
+            if (wake_ready || self.pending.load(Ordering::Acquire)) && !self.drain_inputs() {
+                break;
             }
         }
         // Tell the partners, then flush every queued write; the replies waiting on them go out.
@@ -452,7 +450,8 @@ impl EngineThread {
                     self.engine.handle_peer_closed(unix_now(), peer, conn);
                 }
                 Ok(Input::PeerMessage { peer, conn, msg }) => {
-                    self.engine.handle_peer_message(unix_now(), peer, conn, msg);
+                    self.engine
+                        .handle_peer_message(unix_now(), peer, conn, *msg);
                 }
                 Ok(Input::PartnerDown { name, reply }) => {
                     let r = match self.engine.relationship_index(&name) {
