@@ -8,11 +8,12 @@
 //! clock (each server sees it with its own skew). A fault schedule drawn from the seed then
 //! partitions the link, crashes servers before or after a commit, loses a disk, and has an
 //! operator declare PARTNER-DOWN; then everything heals and the pair must settle. The
-//! invariants of [`check`](crate::check) — no address for two clients, the MCLT rule, what
+//! invariants of `check.rs` — no address for two clients, the MCLT rule, what
 //! is committed is what is in memory, and liveness — are checked after every step. A
 //! failure names the seed and prints the last events.
 //!
-//! Nothing here reads a clock, spawns a thread or draws OS randomness: a seed replays. It
+//! Nothing here reads a clock, spawns a thread or draws OS randomness, so a seed replays
+//! (as long as the engine is deterministic too; see `tests/engine_bugs.rs`, bug 0). It
 //! depends on the engine, config and wire crates only, and on nothing async.
 //!
 //! Start reading at [`World::run`] (the event loop, in `world.rs`), then `check.rs` (the
