@@ -283,6 +283,26 @@ impl Dhcp {
         }
     }
 
+    fn partner_down_in(&self, pool: usize) -> bool {
+        self.pool_rel[pool].is_some_and(|r| {
+            self.rels[r].state() == dhcpair_wire::failover::ServerState::PartnerDown
+        })
+    }
+
+    /// In PARTNER-DOWN an address with a history may be reused once neither side can have
+    /// promised it beyond what we know: MCLT after the later of its potential expirations
+    /// (reference §5.1; draft-12 §5.2.1). Never-used addresses of our own are free at once.
+    fn partner_down_reusable(&self, pool: usize, ip: Ipv4Addr, now: Time) -> bool {
+        let Some(r) = self.pool_rel[pool] else {
+            return true;
+        };
+        let mclt = Time::from(self.rels[r].mclt());
+        match self.table.leases.get(&ip) {
+            None => true,
+            Some(l) => l.tstp.max(l.tsfp).max(l.ends).saturating_add(mclt) <= now,
+        }
+    }
+
     /// RFC 2131 §4.3.1 / ISC `locate_network`: the relay's address if relayed, the client's
     /// address if it has one in a configured subnet, else the arrival interface's subnets.
     fn network_pools(&self, msg: &Message, arrival: &Arrival) -> Vec<usize> {
@@ -432,14 +452,28 @@ impl Dhcp {
             Some((BindingState::Active, l)) if l.ends > now && !mine => {
                 return Err(Refusal::TakenByAnother)
             }
+            // Failover: an ACTIVE lease past its end is not free until its expiry has been
+            // agreed with the partner (reference §4.2); only its own client may renew it.
+            Some((BindingState::Active, _)) if failover && !mine => {
+                return Err(Refusal::OwnedByPeer)
+            }
             // Failover: an address whose partner has not acked its release/expiry is in
-            // transition; only its last client may have it back.
+            // transition. Not even its last client may have it back: the partner may already
+            // hold it as FREE and have given it away (the simulator found that case).
             Some((BindingState::Expired | BindingState::Released | BindingState::Reset, _))
-                if failover && !mine =>
+                if failover =>
             {
                 return Err(Refusal::OwnedByPeer)
             }
             Some((BindingState::Backup, _)) if !failover => {}
+            Some((BindingState::Free | BindingState::Backup, _))
+                if failover
+                    && !mine
+                    && self.partner_down_in(pool)
+                    && !self.partner_down_reusable(pool, ip, now) =>
+            {
+                return Err(Refusal::OwnedByPeer)
+            }
             Some((s @ (BindingState::Free | BindingState::Backup), _)) => {
                 let owner = if s == BindingState::Free {
                     Owner::Free
@@ -498,7 +532,16 @@ impl Dhcp {
             }
             any_permitted = true;
             for owner in self.owners(p, now) {
-                if let Some(ip) = self.table.pick_free(p, owner) {
+                let pick = if self.partner_down_in(p) {
+                    // PARTNER-DOWN: only addresses the partner cannot have handed out since
+                    // we lost it (ISC: max(stos, tsfp) + MCLT); a scan, in an emergency only.
+                    self.table.pools[p].sets[owner as usize]
+                        .iter()
+                        .find(|ip| self.partner_down_reusable(p, *ip, now))
+                } else {
+                    self.table.pick_free(p, owner)
+                };
+                if let Some(ip) = pick {
                     return Ok((ip, p));
                 }
             }
@@ -918,19 +961,38 @@ impl Dhcp {
         }
     }
 
+    /// When a lease may be expired here. Without failover, or in NORMAL, at its end. Cut off
+    /// from the partner, the partner may have extended it (lazy update) up to what we
+    /// acknowledged plus MCLT (draft-12 §7.1.5), so not before that either.
+    fn expiry_due(&self, l: &Lease) -> Time {
+        let rel = self.table.pool_of(l.ip).and_then(|p| self.pool_rel[p]);
+        match rel.map(|r| &self.rels[r]) {
+            Some(r)
+                if r.state() != dhcpair_wire::failover::ServerState::Normal
+                    && l.state == BindingState::Active =>
+            {
+                let mclt = Time::from(r.mclt());
+                l.ends
+                    .max(l.tstp.max(l.tsfp).saturating_add(mclt).min(FOREVER))
+            }
+            _ => l.ends,
+        }
+    }
+
     /// Reclaim expired leases and finished probations; forget stale offers.
     /// Returns the rows to persist.
     pub fn handle_reclaim(&mut self, now: Time) -> Vec<Lease> {
         self.table.expire_offers(now);
-        let due: Vec<Ipv4Addr> = self
+        let mut due: Vec<Ipv4Addr> = self
             .table
             .leases
             .values()
-            .filter(|l| {
-                l.ends <= now && matches!(l.state, BindingState::Active | BindingState::Abandoned)
-            })
+            .filter(|l| matches!(l.state, BindingState::Active | BindingState::Abandoned))
+            .filter(|l| l.ends <= now && self.expiry_due(l) <= now)
             .map(|l| l.ip)
             .collect();
+        // Address order: the same inputs always give the same BNDUPD order (replayable).
+        due.sort_unstable();
         let mut out = Vec::with_capacity(due.len());
         for ip in due {
             let Some(mut l) = self.table.leases.get(&ip).cloned() else {

@@ -36,10 +36,13 @@ fn a_fault_free_pair_reaches_normal_and_serves_every_client() {
             "seed {}: not every client holds an address: {r:?}",
             sc.seed
         );
+        // Each server answers its hash buckets: split 0 gives every bucket to the secondary,
+        // split 256 every bucket to the primary (hot standby).
         assert!(
-            r.acks[0] > 0 && r.acks[1] > 0,
-            "seed {}: both servers serve in NORMAL: {:?}",
+            (sc.split == 0 || r.acks[0] > 0) && (sc.split == 256 || r.acks[1] > 0),
+            "seed {}: a server with hash buckets (split {}) served nobody: {:?}",
             sc.seed,
+            sc.split,
             r.acks
         );
     }
@@ -99,7 +102,6 @@ fn visited(runs: &[(Scenario, dhcpair_sim::Report)], state: ServerState) -> bool
 }
 
 #[test]
-#[ignore = "engine bugs (engine_bugs.rs); passes once they are fixed"]
 fn an_abrupt_partition_never_gives_one_address_to_two_clients_and_heals_to_normal() {
     let runs = sweep(
         "an_abrupt_partition_never_gives_one_address_to_two_clients_and_heals_to_normal",
@@ -111,7 +113,6 @@ fn an_abrupt_partition_never_gives_one_address_to_two_clients_and_heals_to_norma
 }
 
 #[test]
-#[ignore = "engine bugs (engine_bugs.rs); passes once they are fixed"]
 fn a_silent_partition_is_noticed_by_timeouts_and_heals_to_normal_without_duplicates() {
     let runs = sweep(
         "a_silent_partition_is_noticed_by_timeouts_and_heals_to_normal_without_duplicates",
@@ -123,7 +124,6 @@ fn a_silent_partition_is_noticed_by_timeouts_and_heals_to_normal_without_duplica
 }
 
 #[test]
-#[ignore = "engine bugs (engine_bugs.rs); passes once they are fixed"]
 fn a_crash_before_commit_loses_only_what_nobody_was_told() {
     let runs = sweep(
         "a_crash_before_commit_loses_only_what_nobody_was_told",
@@ -134,7 +134,6 @@ fn a_crash_before_commit_loses_only_what_nobody_was_told() {
 }
 
 #[test]
-#[ignore = "engine bugs (engine_bugs.rs); passes once they are fixed"]
 fn a_crash_after_commit_keeps_every_acknowledged_lease() {
     let runs = sweep(
         "a_crash_after_commit_keeps_every_acknowledged_lease",
@@ -145,7 +144,6 @@ fn a_crash_after_commit_keeps_every_acknowledged_lease() {
 }
 
 #[test]
-#[ignore = "engine bugs (engine_bugs.rs); passes once they are fixed"]
 fn a_server_that_lost_its_disk_comes_back_through_recover_without_duplicates() {
     let runs = sweep(
         "a_server_that_lost_its_disk_comes_back_through_recover_without_duplicates",
@@ -157,7 +155,6 @@ fn a_server_that_lost_its_disk_comes_back_through_recover_without_duplicates() {
 }
 
 #[test]
-#[ignore = "engine bugs (engine_bugs.rs); passes once they are fixed"]
 fn partner_down_lets_the_survivor_serve_the_whole_pool_without_duplicates() {
     let runs = sweep(
         "partner_down_lets_the_survivor_serve_the_whole_pool_without_duplicates",
@@ -182,7 +179,8 @@ fn partner_down_lets_the_survivor_serve_the_whole_pool_without_duplicates() {
 }
 
 #[test]
-#[ignore = "engine bugs (engine_bugs.rs); passes once they are fixed"]
+#[ignore = "open engine bug: seed 97 (lost disk during a partition, then PARTNER-DOWN) still gives \
+            one address to two clients; see the note in engine_bugs.rs"]
 fn random_seeds_hold_every_invariant() {
     let runs = sweep("random_seeds_hold_every_invariant", 64, Scenario::random);
     assert!(

@@ -127,6 +127,9 @@ pub(crate) struct Relationship {
     unacked: HashMap<Ipv4Addr, Sent>,
     update_request: Option<UpdateRequest>,
     auto_partner_down_at: Option<Time>,
+    /// Move to NORMAL once every queued update is acknowledged (ISC: "sends its queued
+    /// updates, then NORMAL"), so the partner has our bindings before it serves again.
+    normal_when_synced: bool,
     next_balance: Option<Time>,
     last_contact: Option<Time>,
     skew: i64,
@@ -162,11 +165,14 @@ fn wire_time(t: Time) -> u32 {
     u32::try_from(t).unwrap_or(WIRE_FOREVER).min(WIRE_FOREVER)
 }
 
-fn from_wire_time(t: u32) -> Time {
-    if t >= WIRE_FOREVER {
-        crate::dhcp::FOREVER
-    } else {
-        Time::from(t)
+/// A time from the partner's clock on ours: `skew` is the partner's clock minus ours, measured
+/// on every message header. `margin` seconds are added where later is the safe side (lease
+/// ends), covering the one-second granularity of the measurement. 0 stays "never/unset".
+fn partner_time(t: u32, skew: i64, margin: Time) -> Time {
+    match t {
+        0 => 0,
+        t if t >= WIRE_FOREVER => crate::dhcp::FOREVER,
+        t => Time::try_from((i64::from(t) - skew).max(1)).unwrap_or(1) + margin,
     }
 }
 
@@ -200,6 +206,7 @@ impl Relationship {
             unacked: HashMap::new(),
             update_request: None,
             auto_partner_down_at: None,
+            normal_when_synced: false,
             next_balance: None,
             last_contact: None,
             skew: 0,
@@ -424,7 +431,47 @@ impl Dhcp {
         self.log_move(peer, &from_name, to);
         self.send_state(now, peer);
         if from != to || leaving_startup {
+            if to == ServerState::Normal
+                && matches!(
+                    from,
+                    ServerState::CommunicationsInterrupted | ServerState::PartnerDown
+                )
+            {
+                self.pin_uncertain_leases(now, peer);
+            }
             self.on_enter(now, peer);
+        }
+    }
+
+    /// Back to NORMAL after being cut off: the partner may have extended any running lease
+    /// (lazy update) up to the potential expiration it acknowledged plus MCLT, and if it lost
+    /// its database it can no longer tell us. Keep such leases running until then (draft-12
+    /// §7.1.5), so NORMAL expiry at the old end never frees an address a client still holds.
+    fn pin_uncertain_leases(&mut self, now: Time, peer: usize) {
+        let mclt = Time::from(self.rels[peer].mclt);
+        let pools = self.rels[peer].pools.clone();
+        let mut pinned: Vec<Lease> = self
+            .table
+            .leases
+            .values()
+            .filter(|l| l.state == BindingState::Active)
+            .filter(|l| self.table.pool_of(l.ip).is_some_and(|p| pools.contains(&p)))
+            .filter_map(|l| {
+                let bound = l
+                    .tstp
+                    .max(l.tsfp)
+                    .saturating_add(mclt)
+                    .min(crate::dhcp::FOREVER);
+                (bound > l.ends && bound > now).then(|| Lease {
+                    ends: bound,
+                    ..l.clone()
+                })
+            })
+            .collect();
+        pinned.sort_unstable_by_key(|l| l.ip);
+        for l in pinned {
+            self.table.put(l.clone());
+            self.effects.push(Effect::Persist(Persist::Lease(l)));
         }
     }
 
@@ -509,14 +556,21 @@ impl Dhcp {
             let Some(link) = rel.link.as_ref() else {
                 return;
             };
+            // ISC sends updates whenever linked (PARTNER-DOWN included), not only in NORMAL.
             let may_send = !rel.in_startup()
-                && (rel.me == ServerState::Normal || rel.update_request.is_some());
+                && (matches!(
+                    rel.me,
+                    ServerState::Normal
+                        | ServerState::PartnerDown
+                        | ServerState::CommunicationsInterrupted
+                ) || rel.update_request.is_some());
             if !may_send || rel.unacked.len() >= link.partner_max_unacked.max(1) as usize {
                 return;
             }
             let rel = &mut self.rels[peer];
             let Some(ip) = rel.queue.pop_front() else {
                 self.maybe_update_done(now, peer);
+                self.maybe_synced(now, peer);
                 return;
             };
             rel.queued.remove(&ip);
@@ -586,6 +640,18 @@ impl Dhcp {
         }
     }
 
+    fn maybe_synced(&mut self, now: Time, peer: usize) {
+        let rel = &self.rels[peer];
+        if rel.normal_when_synced
+            && rel.link.is_some()
+            && rel.queue.is_empty()
+            && rel.unacked.is_empty()
+        {
+            self.rels[peer].normal_when_synced = false;
+            self.set_state(now, peer, ServerState::Normal);
+        }
+    }
+
     /// A lease of a failover pool changed here: the partner must hear of it.
     pub(crate) fn lease_changed(&mut self, now: Time, ip: Ipv4Addr) {
         let Some(peer) = self.table.pool_of(ip).and_then(|p| self.pool_rel[p]) else {
@@ -646,6 +712,7 @@ impl Dhcp {
         let rel = &mut self.rels[peer];
         rel.link = None;
         rel.update_request = None;
+        rel.normal_when_synced = false;
         // Reference §4.5: sent but unacked updates go back to the front of the queue.
         let mut back: Vec<Ipv4Addr> = rel.unacked.drain().map(|(ip, _)| ip).collect();
         back.sort_unstable();
@@ -952,7 +1019,9 @@ impl Dhcp {
                     }
                     Reaction::SyncThenNormal => {
                         self.queue_pending(peer);
-                        self.set_state(now, peer, ServerState::Normal);
+                        self.rels[peer].normal_when_synced = true;
+                        self.pump(now, peer);
+                        self.maybe_synced(now, peer);
                     }
                     Reaction::Stay | Reaction::MoveTo(_) => {}
                 }
@@ -1159,7 +1228,9 @@ impl Dhcp {
         if o.chaddr.as_ref().is_some_and(|c| c.len() > 17) {
             return self.bndack(now, peer, conn, m.xid, ip, Some((6, "chaddr too long")));
         }
-        let tsfp = o.potential_expiry.map_or(0, from_wire_time);
+        // Every time the partner sends is on its clock; ours from here on (draft-12 §5.10).
+        let skew = self.rels[peer].skew;
+        let tsfp = o.potential_expiry.map_or(0, |t| partner_time(t, skew, 1));
         let cur = self
             .table
             .leases
@@ -1167,12 +1238,13 @@ impl Dhcp {
             .cloned()
             .unwrap_or_else(|| self.virgin(ip));
         let rel = &self.rels[peer];
-        if let Err(text) = transition_allowed(rel, &cur, new, tsfp, now) {
-            return self.bndack(now, peer, conn, m.xid, ip, Some((2, &text)));
+        let incoming_cltt = o.cltt.map(|t| partner_time(t, skew, 0));
+        if let Err((reason, text)) = transition_allowed(rel, &cur, new, tsfp, incoming_cltt, now) {
+            return self.bndack(now, peer, conn, m.xid, ip, Some((reason, &text)));
         }
         // Duelling updates: both sides changed the lease (reference §4.2).
         if let Some(sent) = rel.unacked.get(&ip) {
-            let incoming_cltt = o.cltt.map_or(0, Time::from);
+            let incoming_cltt = incoming_cltt.unwrap_or(0);
             let incoming_wins = match (new, sent.state) {
                 (BindingState::Active, BindingState::Active) => {
                     incoming_cltt > cur.cltt || (incoming_cltt == cur.cltt && !rel.primary())
@@ -1229,6 +1301,26 @@ impl Dhcp {
             _ if state == BindingState::Abandoned => (0, Vec::new()),
             _ => (cur.htype, cur.chaddr.clone()),
         };
+        // Draft-12 §7.1.5: an older update for the same running binding never shortens it.
+        let incoming_ends = o
+            .lease_expiry
+            .map_or(cur.ends, |t| partner_time(t, skew, 1));
+        let same_binding = state == BindingState::Active
+            && cur.state == BindingState::Active
+            && cur.client == client;
+        let (mut ends, tsfp) = if same_binding {
+            (incoming_ends.max(cur.ends), tsfp.max(cur.tsfp))
+        } else {
+            (incoming_ends, tsfp)
+        };
+        // Recovering from a lost database: we may have extended this lease ourselves before
+        // the crash, up to what the partner acknowledged plus MCLT; keep it until then.
+        if state == BindingState::Active && self.rels[peer].me == ServerState::Recover {
+            let bound = tsfp
+                .saturating_add(Time::from(self.rels[peer].mclt))
+                .min(crate::dhcp::FOREVER);
+            ends = ends.max(bound);
+        }
         let lease = Lease {
             ip,
             state,
@@ -1241,13 +1333,13 @@ impl Dhcp {
                 None
             },
             pool: cur.pool.clone(),
-            starts: o.stos.map_or(cur.starts, Time::from),
-            ends: o.lease_expiry.map_or(cur.ends, from_wire_time),
+            starts: o.stos.map_or(cur.starts, |t| partner_time(t, skew, 0)),
+            ends,
             // Not ours to send back: what the partner holds is what we hold.
             tstp: tsfp,
             tsfp,
             atsfp: tsfp,
-            cltt: o.cltt.map_or(cur.cltt, Time::from),
+            cltt: incoming_cltt.unwrap_or(cur.cltt),
         };
         let rel = &mut self.rels[peer];
         // The partner's binding supersedes what we had queued for this address; an update
@@ -1316,6 +1408,7 @@ impl Dhcp {
         }
         self.pump(now, peer);
         self.maybe_update_done(now, peer);
+        self.maybe_synced(now, peer);
     }
 
     // ---------------------------------------------------------------- balancing
@@ -1487,14 +1580,20 @@ impl Dhcp {
         let rel = self.rels.get(peer).ok_or("no such relationship")?;
         match rel.me {
             ServerState::PartnerDown => Ok(()),
-            ServerState::Normal if rel.link.is_some() => Err(
-                "the partner is connected and NORMAL; partner-down would risk duplicate addresses"
-                    .into(),
-            ),
-            _ => {
+            // Only a server that holds its bindings and has lost contact may take over the
+            // partner's share (draft-12 §5.8). From RECOVER it would hand out addresses it
+            // knows nothing about.
+            ServerState::CommunicationsInterrupted | ServerState::ResolutionInterrupted if rel.link.is_none() => {
                 self.set_state(now, peer, ServerState::PartnerDown);
                 Ok(())
             }
+            ServerState::CommunicationsInterrupted | ServerState::ResolutionInterrupted => {
+                Err("the partner is connected; partner-down would risk duplicate addresses".into())
+            }
+            other => Err(format!(
+                "partner-down is possible from communications-interrupted or resolution-interrupted, not from {}",
+                other.isc_name()
+            )),
         }
     }
 
@@ -1539,24 +1638,37 @@ fn transition_allowed(
     cur: &Lease,
     new: BindingState,
     tsfp: Time,
+    incoming_cltt: Option<Time>,
     now: Time,
-) -> Result<(), String> {
+) -> Result<(), (u8, String)> {
     use BindingState as B;
     if cur.state == new {
         return Ok(());
     }
     let refuse = || {
-        Err(format!(
-            "{}: invalid state transition: {} to {}",
-            cur.ip,
-            cur.state.as_str(),
-            new.as_str()
+        Err((
+            2,
+            format!(
+                "{}: invalid state transition: {} to {}",
+                cur.ip,
+                cur.state.as_str(),
+                new.as_str()
+            ),
         ))
     };
+    // Times are already on our clock (see `partner_time`): a running lease is refused.
+    let ended = cur.ends <= now;
+    // Draft-12 Fig. 7.1.3-1 time(1): a release or expiry must be newer than our binding.
+    if cur.state == B::Active
+        && matches!(new, B::Released | B::Expired)
+        && incoming_cltt.is_some_and(|c| c < cur.cltt)
+    {
+        return Err((15, format!("{}: outdated binding information", cur.ip)));
+    }
     if rel.me != ServerState::Normal {
         return match (cur.state, new) {
             (B::Active, B::Free | B::Backup) => refuse(),
-            (B::Active, B::Expired) if cur.ends.saturating_sub(65) > now => refuse(),
+            (B::Active, B::Expired) if !ended => refuse(),
             _ => Ok(()),
         };
     }
@@ -1569,8 +1681,9 @@ fn transition_allowed(
         },
         B::Active => match new {
             B::Released | B::Abandoned | B::Reset | B::Active => Ok(()),
-            B::Expired if cur.ends.saturating_sub(65) <= now => Ok(()),
-            B::Free | B::Backup if tsfp <= now => Ok(()),
+            B::Expired if ended => Ok(()),
+            // Never free a lease we still know to be running (Fig. 7.1.3-1 time(2)).
+            B::Free | B::Backup if tsfp <= now && ended => Ok(()),
             _ => refuse(),
         },
         B::Expired | B::Reset => match new {

@@ -40,8 +40,12 @@ pub(crate) fn on_peer_state(
             _ => Stay,
         },
         S::Recover => match peer {
-            S::Recover | S::PartnerDown | S::CommunicationsInterrupted => RequestAll,
-            S::PotentialConflict | S::ResolutionInterrupted | S::ConflictDone | S::Normal => {
+            // ISC also moves to POTENTIAL-CONFLICT when the partner says NORMAL; draft-12
+            // §9.5.2 does not, and the simulator showed why: an amnesic server would skip
+            // RECOVER-WAIT. We ask for everything and wait (the partner moves to PARTNER-DOWN
+            // when it sees our RECOVER).
+            S::Recover | S::PartnerDown | S::CommunicationsInterrupted | S::Normal => RequestAll,
+            S::PotentialConflict | S::ResolutionInterrupted | S::ConflictDone => {
                 MoveTo(S::PotentialConflict)
             }
             S::Shutdown => MoveTo(S::PartnerDown),
@@ -66,7 +70,8 @@ pub(crate) fn on_peer_state(
             }
             match peer {
                 S::Recover | S::RecoverWait => Stay,
-                S::RecoverDone => MoveTo(S::Normal),
+                // Our updates made while the partner was away go first (see SyncThenNormal).
+                S::RecoverDone => SyncThenNormal,
                 S::Normal
                 | S::PotentialConflict
                 | S::PartnerDown
@@ -187,7 +192,7 @@ mod tests {
     fn partner_down_returns_to_normal_when_the_peer_has_recovered() {
         assert_eq!(
             on_peer_state(S::PartnerDown, S::RecoverDone, false, false, true),
-            Reaction::MoveTo(S::Normal)
+            Reaction::SyncThenNormal
         );
         assert_eq!(
             on_peer_state(S::PartnerDown, S::Recover, true, false, true),
