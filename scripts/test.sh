@@ -32,6 +32,12 @@ cargo build --workspace --bins --locked
 step "tests (unit, property, store battery, e2e with real clients)"
 cargo nextest run --workspace --locked --no-fail-fast
 
+step "long simulation: 2,000 seeds per fault family, release build (about 2 minutes)"
+DHCPAIR_SIM_SEEDS=2000 cargo test --release --locked -p dhcpair-sim
+
+step "Kubernetes: helm lint --strict, helm template | kubernetes-validate (tools cached in target/)"
+./scripts/test-k8s.sh
+
 step "benchmark smoke (the script must keep working; no timing is judged here)"
 cargo build --release --locked -p dhcpair -p bench-responder
 ./e2e/bench/run.sh --smoke

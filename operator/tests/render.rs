@@ -1,0 +1,287 @@
+//! Golden rendered manifests per sample CR set (examples/), the server's own parser over every
+//! rendered config, and the InvalidSpec reasons of bad CRs.
+//!
+//! `UPDATE_GOLDEN=1 cargo test -p dhcpair-operator --test render` rewrites the golden files.
+
+// Test helpers may panic on fixtures they control (clippy.toml only covers #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use dhcpair_config::{Config, Role};
+use dhcpair_operator::api::reason;
+use dhcpair_operator::input::{nodes_from_yaml, objects_yaml, Resources};
+use dhcpair_operator::render::{render, NodeFacts, Rendered, Settings, CONFIG_KEY};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn nodes() -> Vec<NodeFacts> {
+    let path = root().join("examples/nodes.facts.yaml");
+    nodes_from_yaml("nodes", &std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn settings() -> Settings {
+    Settings {
+        default_image: "registry.example/dhcpair:test".to_string(),
+        ..Settings::default()
+    }
+}
+
+/// Resources from YAML, each given a fixed uid so owner references show in the goldens.
+fn resources(text: &str) -> Resources {
+    let mut r = Resources::default();
+    r.add_yaml("test", text).unwrap();
+    for p in &mut r.peers {
+        let name = p.metadata.name.clone().unwrap();
+        p.metadata.uid = Some(format!("uid-{name}"));
+    }
+    r
+}
+
+fn render_example(name: &str) -> Rendered {
+    let text =
+        std::fs::read_to_string(root().join("examples").join(format!("{name}.yaml"))).unwrap();
+    let r = resources(&text);
+    render(&r.peers, &r.pools, &nodes(), &settings())
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = root().join("operator/tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", path.display()));
+    assert!(
+        expected == actual,
+        "{} differs from the rendering; diff it or rerun with UPDATE_GOLDEN=1:\n{actual}",
+        path.display()
+    );
+}
+
+fn configs(r: &Rendered) -> Vec<(String, Config)> {
+    r.nodes
+        .iter()
+        .map(|n| {
+            let text = &n.config_map.data.as_ref().unwrap()[CONFIG_KEY];
+            let c = Config::from_yaml(&n.node, text)
+                .unwrap_or_else(|e| panic!("rendered config of {} refused: {e}", n.node));
+            (n.node.clone(), c)
+        })
+        .collect()
+}
+
+const EXAMPLES: [&str; 3] = ["one-pair", "known-unknown", "shared-secondary"];
+
+#[test]
+fn every_example_renders_to_its_golden_objects() {
+    for name in EXAMPLES {
+        let r = render_example(name);
+        assert!(r.errors.is_empty(), "{name}: {:?}", r.errors);
+        assert!(r.warnings.is_empty(), "{name}: {:?}", r.warnings);
+        check_golden(&format!("{name}.yaml"), &objects_yaml(&r).unwrap());
+    }
+}
+
+#[test]
+fn every_rendered_config_parses_with_the_servers_own_parser() {
+    for name in EXAMPLES {
+        let r = render_example(name);
+        assert!(!r.nodes.is_empty());
+        for (node, c) in configs(&r) {
+            assert!(!c.peers.is_empty(), "{name}/{node}: no relationship");
+            for pool in &c.pools {
+                let peer = pool.failover_peer.as_deref().unwrap();
+                assert!(c.peer_index(peer).is_some(), "{name}/{node}: {peer}");
+            }
+        }
+    }
+}
+
+#[test]
+fn primary_carries_mclt_and_split_and_the_addresses_are_swapped() {
+    let r = render_example("one-pair");
+    let cs = configs(&r);
+    let [(na, a), (nb, b)] = cs.as_slice() else {
+        panic!("two nodes expected, got {}", cs.len())
+    };
+    assert_eq!((na.as_str(), nb.as_str()), ("node-a", "node-b"));
+    let (p, s) = (&a.peers[0], &b.peers[0]);
+    assert_eq!((p.role, s.role), (Role::Primary, Role::Secondary));
+    assert_eq!(p.mclt, Some(1800));
+    assert!(p.hba.is_some());
+    assert_eq!((s.mclt, s.hba), (None, None));
+    assert_eq!((p.address, p.peer_address), (s.peer_address, s.address));
+    assert_eq!(p.address.to_string(), "10.0.0.11");
+    assert_eq!(a.pools, b.pools);
+}
+
+#[test]
+fn hot_standby_gives_the_primary_every_bucket() {
+    let r = render_example("known-unknown");
+    let primary = &r.nodes.iter().find(|n| n.node == "node-a").unwrap().config;
+    assert_eq!(primary.peers[0].split, Some(256));
+    let secondary = &r.nodes.iter().find(|n| n.node == "node-c").unwrap().config;
+    assert_eq!(secondary.peers[0].split, None);
+}
+
+#[test]
+fn one_secondary_node_hosts_both_relationships_in_one_config() {
+    let r = render_example("shared-secondary");
+    assert_eq!(r.nodes.len(), 3);
+    let c = &r.nodes.iter().find(|n| n.node == "node-c").unwrap().config;
+    let roles: Vec<_> = c.peers.iter().map(|p| (p.name.as_str(), p.role)).collect();
+    assert_eq!(
+        roles,
+        [("site-1", Role::Secondary), ("site-2", Role::Secondary)]
+    );
+    assert_eq!(c.pools.len(), 2);
+    assert_eq!(c.server.interfaces, ["eth1", "eth2"]);
+    let sts = &r
+        .nodes
+        .iter()
+        .find(|n| n.node == "node-c")
+        .unwrap()
+        .stateful_set;
+    let owners = sts.metadata.owner_references.as_ref().unwrap();
+    assert_eq!(owners.len(), 2);
+}
+
+#[test]
+fn server_pods_are_pinned_non_root_with_two_capabilities() {
+    let r = render_example("one-pair");
+    let sts = &r.nodes[0].stateful_set;
+    let spec = sts.spec.as_ref().unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
+    let c = &pod.containers[0];
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(sc.run_as_non_root, Some(true));
+    let caps = sc.capabilities.as_ref().unwrap();
+    assert_eq!(
+        caps.add.as_deref().unwrap(),
+        ["NET_BIND_SERVICE".to_string(), "NET_RAW".to_string()]
+    );
+    assert_eq!(caps.drop.as_deref().unwrap(), ["ALL".to_string()]);
+    let ready = c
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(ready.path.as_deref(), Some("/readyz"));
+    assert!(c.lifecycle.as_ref().unwrap().pre_stop.is_some());
+}
+
+fn reasons_of(text: &str) -> Vec<(String, &'static str)> {
+    let r = resources(text);
+    let out = render(&r.peers, &r.pools, &nodes(), &settings());
+    out.errors
+        .iter()
+        .map(|e| (e.name.clone(), e.error.reason()))
+        .collect()
+}
+
+const PEER: &str = "
+apiVersion: dhcpair.io/v1alpha1
+kind: FailoverPeer
+metadata: {name: lan, namespace: dhcp}
+spec:
+  primary: {nodeName: node-a}
+  secondary: {nodeName: node-b}
+  interfaces: [eth1]
+";
+
+fn pool(name: &str, subnet: &str, start: &str, end: &str, peer: &str) -> String {
+    format!(
+        "---
+apiVersion: dhcpair.io/v1alpha1
+kind: Pool
+metadata: {{name: {name}, namespace: dhcp}}
+spec:
+  failoverPeerRef: {peer}
+  subnet: {subnet}
+  ranges: [{{start: {start}, end: {end}}}]
+"
+    )
+}
+
+#[test]
+fn bad_pools_get_their_invalid_spec_reason_and_the_good_ones_still_render() {
+    let text = [
+        PEER.to_string(),
+        pool("good", "10.1.0.0/24", "10.1.0.10", "10.1.0.20", "lan"),
+        pool("backwards", "10.2.0.0/24", "10.2.0.20", "10.2.0.10", "lan"),
+        pool("outside", "10.3.0.0/24", "10.3.0.10", "10.4.0.10", "lan"),
+        pool("overlap", "10.1.0.0/24", "10.1.0.15", "10.1.0.30", "lan"),
+        pool("orphan", "10.5.0.0/24", "10.5.0.10", "10.5.0.20", "nope"),
+        pool("badnet", "10.6.0.1/24", "10.6.0.10", "10.6.0.20", "lan"),
+    ]
+    .concat();
+    let mut got = reasons_of(&text);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("backwards".to_string(), reason::RANGE_START_AFTER_END),
+            ("badnet".to_string(), reason::INVALID_SUBNET),
+            ("orphan".to_string(), reason::PEER_NOT_FOUND),
+            ("outside".to_string(), reason::RANGE_OUTSIDE_SUBNET),
+            ("overlap".to_string(), reason::POOL_OVERLAP),
+        ]
+    );
+    let r = resources(&text);
+    let out = render(&r.peers, &r.pools, &nodes(), &settings());
+    assert_eq!(out.nodes.len(), 2);
+    assert_eq!(out.nodes[0].config.pools.len(), 1);
+}
+
+#[test]
+fn bad_failover_peers_get_their_reason_and_their_pools_peer_invalid() {
+    let same = PEER
+        .replace("node-b", "node-a")
+        .replace("name: lan", "name: same");
+    let missing = PEER
+        .replace("node-b", "node-x")
+        .replace("name: lan", "name: missing");
+    let ambiguous = PEER
+        .replace("nodeName: node-b", "nodeSelector: {}")
+        .replace("name: lan", "name: ambiguous");
+    let both = PEER.replace("name: lan", "name: both") + "  split: 10\n  hba: \"ff\"\n";
+    let text = [
+        same,
+        missing,
+        ambiguous,
+        both,
+        pool("p", "10.1.0.0/24", "10.1.0.10", "10.1.0.20", "same"),
+    ]
+    .join("---\n");
+    let mut got = reasons_of(&text);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("ambiguous".to_string(), reason::NODE_SELECTOR_AMBIGUOUS),
+            ("both".to_string(), reason::SPLIT_AND_HBA),
+            ("missing".to_string(), reason::NODE_NOT_FOUND),
+            ("p".to_string(), reason::PEER_INVALID),
+            ("same".to_string(), reason::SAME_NODE),
+        ]
+    );
+}
+
+#[test]
+fn a_node_without_an_internal_ip_needs_an_explicit_address() {
+    let r = resources(PEER);
+    let mut ns = nodes();
+    ns[1].internal_ip = None;
+    let out = render(&r.peers, &r.pools, &ns, &settings());
+    assert_eq!(out.errors[0].error.reason(), reason::NODE_ADDRESS_UNKNOWN);
+    assert!(out.nodes.is_empty());
+}
