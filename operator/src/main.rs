@@ -1,5 +1,6 @@
 //! `dhcpair-operator`: the operator binary. `crdgen` writes the CRD YAML; `render` prints the
-//! objects the operator would apply for a set of CRs and node facts (no cluster needed).
+//! objects the operator would apply for a set of CRs and node facts (no cluster needed); `run`
+//! is the controller.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +24,28 @@ enum Command {
     Crdgen {
         #[arg(long, default_value = "crds")]
         out: PathBuf,
+    },
+    /// Run the controller against the cluster of the kubeconfig (or in-cluster config).
+    Run {
+        /// Node facts (a YAML list of {name, internalIP, labels}) used when the API server
+        /// does not serve Nodes (a CRD-only test API server).
+        #[arg(long)]
+        nodes: Option<PathBuf>,
+        /// The servers' image unless a FailoverPeer names one.
+        #[arg(long, env = "DHCPAIR_SERVER_IMAGE")]
+        image: Option<String>,
+        /// The servers' HTTP port (probes, metrics, /v1/status).
+        #[arg(long, env = "DHCPAIR_SERVER_HTTP_PORT", default_value_t = 9167)]
+        http_port: u16,
+        /// Watch only this namespace (empty: all namespaces).
+        #[arg(long, env = "DHCPAIR_WATCH_NAMESPACE", default_value = "")]
+        namespace: String,
+        /// Timeout of one /v1/status request, in milliseconds.
+        #[arg(long, default_value_t = 1500)]
+        status_timeout_ms: u64,
+        /// Seconds between status refreshes when nothing changes.
+        #[arg(long, default_value_t = 30)]
+        resync_seconds: u64,
     },
     /// Print the ConfigMaps and StatefulSets the operator would apply for CR files and node
     /// facts (a YAML list of {name, internalIP, labels}); errors of CRs go to stderr and make
@@ -48,6 +71,21 @@ fn main() -> ExitCode {
             image,
             files,
         } => render(&nodes, image, &files),
+        Command::Run {
+            nodes,
+            image,
+            http_port,
+            namespace,
+            status_timeout_ms,
+            resync_seconds,
+        } => run(RunArgs {
+            nodes,
+            image,
+            http_port,
+            namespace,
+            status_timeout_ms,
+            resync_seconds,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +104,57 @@ fn crdgen(out: &std::path::Path) -> anyhow::Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+#[derive(Debug)]
+struct RunArgs {
+    nodes: Option<PathBuf>,
+    image: Option<String>,
+    http_port: u16,
+    namespace: String,
+    status_timeout_ms: u64,
+    resync_seconds: u64,
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    use dhcpair_operator::{controller, input, render};
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let node_file = match &args.nodes {
+        Some(p) => Some(input::nodes_from_yaml(
+            &p.display().to_string(),
+            &std::fs::read_to_string(p)?,
+        )?),
+        None => None,
+    };
+    let mut settings = render::Settings {
+        http_port: args.http_port,
+        ..render::Settings::default()
+    };
+    if let Some(i) = args.image {
+        settings.default_image = i;
+    }
+    let opts = controller::Options {
+        settings,
+        namespace: Some(args.namespace).filter(|n| !n.is_empty()),
+        node_file,
+        status_timeout: std::time::Duration::from_millis(args.status_timeout_ms),
+        resync: std::time::Duration::from_secs(args.resync_seconds.max(1)),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let client = kube::Client::try_default().await?;
+        controller::run(client, opts).await?;
+        Ok(())
+    })
 }
 
 fn render(nodes: &std::path::Path, image: Option<String>, files: &[PathBuf]) -> anyhow::Result<()> {

@@ -217,6 +217,27 @@ pub struct Rendered {
     pub errors: Vec<CrError>,
     /// CRs rendered with a compromise (→ `Degraded`).
     pub warnings: Vec<CrError>,
+    /// Where each valid FailoverPeer's two servers run (for its status), sorted by
+    /// namespace and name.
+    pub placements: Vec<Placement>,
+}
+
+/// A valid FailoverPeer resolved to its two nodes and failover addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub namespace: String,
+    pub name: String,
+    pub primary: PlacedSide,
+    pub secondary: PlacedSide,
+}
+
+/// One server of a [`Placement`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedSide {
+    pub node: String,
+    /// The failover address (the node's InternalIP unless the CR names one).
+    pub address: Ipv4Addr,
+    pub port: u16,
 }
 
 /// One side of a relationship, resolved to a node and an address.
@@ -350,6 +371,23 @@ pub fn render(
         }
         accepted.push((pool, rel));
     }
+
+    out.placements = rels
+        .iter()
+        .map(|r| {
+            let side = |s: &Side| PlacedSide {
+                node: s.node.clone(),
+                address: s.address,
+                port: s.port,
+            };
+            Placement {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                primary: side(&r.primary),
+                secondary: side(&r.secondary),
+            }
+        })
+        .collect();
 
     // 3. One server per node.
     let node_names: BTreeSet<&String> = rels
