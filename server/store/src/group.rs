@@ -196,23 +196,14 @@ impl Writer {
             };
             let mut writes = first.writes;
             let mut dones = vec![first.done];
-            // Linger: give more writes a moment to join this commit (one fsync for all).
-            let deadline = Instant::now() + self.linger;
+            // Linger: give more writes a moment to join this commit (one fsync for all). The
+            // writer sleeps rather than waits on the channel, so submitters never have to wake
+            // it (a futex wake and a context switch per lease otherwise).
+            if !writes.is_empty() && !self.linger.is_zero() {
+                std::thread::sleep(self.linger);
+            }
             while writes.len() < self.max_batch {
-                let next = match self.rx.try_recv() {
-                    Err(mpsc::TryRecvError::Empty)
-                        if !writes.is_empty() && !self.linger.is_zero() =>
-                    {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        self.rx
-                            .recv_timeout(left)
-                            .map_err(|_| mpsc::TryRecvError::Empty)
-                    }
-                    other => other,
-                };
+                let next = self.rx.try_recv();
                 match next {
                     Ok(sub) if writes.len() + sub.writes.len() > self.max_batch => {
                         carried = Some(sub);
