@@ -38,6 +38,9 @@ DHCPAIR_SIM_SEEDS=2000 cargo test --release --locked -p dhcpair-sim
 step "Kubernetes: helm lint --strict, helm template | kubernetes-validate (tools cached in target/)"
 ./scripts/test-k8s.sh
 
+step "Kubernetes: CRDs, example and bad CRs, and the controller against a real CRD API server"
+./scripts/test-operator-apiserver.sh
+
 step "benchmark smoke (the script must keep working; no timing is judged here)"
 cargo build --release --locked -p dhcpair -p bench-responder
 ./e2e/bench/run.sh --smoke

@@ -466,10 +466,18 @@ impl Dhcp {
                 return Err(Refusal::OwnedByPeer)
             }
             Some((BindingState::Backup, _)) if !failover => {}
-            Some((BindingState::Free | BindingState::Backup, _))
+            Some((s @ (BindingState::Free | BindingState::Backup), _))
                 if failover
                     && !mine
                     && self.partner_down_in(pool)
+                    && self.pool_rel[pool].is_some_and(|r| {
+                        let peer_state = if self.rels[r].peer_owner() == Owner::Free {
+                            BindingState::Free
+                        } else {
+                            BindingState::Backup
+                        };
+                        s == peer_state
+                    })
                     && !self.partner_down_reusable(pool, ip, now) =>
             {
                 return Err(Refusal::OwnedByPeer)
@@ -532,9 +540,11 @@ impl Dhcp {
             }
             any_permitted = true;
             for owner in self.owners(p, now) {
-                let pick = if self.partner_down_in(p) {
-                    // PARTNER-DOWN: only addresses the partner cannot have handed out since
-                    // we lost it (ISC: max(stos, tsfp) + MCLT); a scan, in an emergency only.
+                let peers = self.pool_rel[p].is_some_and(|r| owner == self.rels[r].peer_owner());
+                let pick = if peers {
+                    // PARTNER-DOWN, the partner's free leases: only those it cannot have
+                    // handed out since we lost it (ISC: max(stos, tsfp) + MCLT); a scan, in an
+                    // emergency only.
                     self.table.pools[p].sets[owner as usize]
                         .iter()
                         .find(|ip| self.partner_down_reusable(p, *ip, now))
