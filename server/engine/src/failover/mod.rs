@@ -94,6 +94,23 @@ struct Link {
     requested_all: bool,
 }
 
+impl Link {
+    /// The link over `conn`, with the partner's parameters from its CONNECT or CONNECTACK.
+    /// Reference §0 fact 9: ISC starts both at 0 when absent; we assume 1 update and our own
+    /// timer rather than never sending or timing out at once.
+    fn new(rel: &Relationship, conn: ConnId, o: &Options, now: Time) -> Link {
+        Link {
+            conn,
+            xid: conn_xid(rel, conn),
+            partner_max_unacked: o.max_unacked.unwrap_or(1),
+            partner_receive_timer: o.receive_timer.unwrap_or(rel.cfg.max_response_delay),
+            last_recv: now,
+            last_sent: now,
+            requested_all: false,
+        }
+    }
+}
+
 /// A running UPDREQ/UPDREQALL from the partner: UPDDONE goes out when all are acked.
 #[derive(Debug)]
 struct UpdateRequest {
@@ -866,18 +883,7 @@ impl Dhcp {
         rel.hba = Some(hba);
         let mclt_changed = rel.mclt != mclt;
         rel.mclt = mclt;
-        rel.link = Some(Link {
-            conn,
-            xid: conn_xid(rel, conn),
-            partner_max_unacked: m.options.max_unacked.unwrap_or(1),
-            partner_receive_timer: m
-                .options
-                .receive_timer
-                .unwrap_or(rel.cfg.max_response_delay),
-            last_recv: now,
-            last_sent: now,
-            requested_all: false,
-        });
+        rel.link = Some(Link::new(rel, conn, &m.options, now));
         let o = Options {
             relationship_name: Some(rel.cfg.name.as_bytes().to_vec()),
             max_unacked: Some(rel.cfg.max_unacked_updates),
@@ -945,18 +951,7 @@ impl Dhcp {
             return self.disconnect(now, peer, conn, 4, "time offset too large");
         }
         let rel = &mut self.rels[peer];
-        rel.link = Some(Link {
-            conn,
-            xid: conn_xid(rel, conn),
-            partner_max_unacked: m.options.max_unacked.unwrap_or(1),
-            partner_receive_timer: m
-                .options
-                .receive_timer
-                .unwrap_or(rel.cfg.max_response_delay),
-            last_recv: now,
-            last_sent: now,
-            requested_all: false,
-        });
+        rel.link = Some(Link::new(rel, conn, &m.options, now));
         self.link_up(now, peer);
     }
 
