@@ -565,7 +565,13 @@ impl Dhcp {
 
     /// Lease time per config and request; with failover, bounded by the MCLT rule.
     /// Returns (seconds to give, potential expiration for the partner or 0).
-    fn lease_time(&self, now: Time, pool: usize, ip: Ipv4Addr, msg: &Message) -> (u32, Time) {
+    ///
+    /// The partner's acknowledged potential expiration counts only for the binding it was
+    /// acknowledged for: a new client gets at most MCLT, whatever an earlier binding of the
+    /// address was promised (the simulator's seed 97: a stale tsfp let a server cut off from its
+    /// partner hand out a lease the partner no longer knew it had to honour).
+    fn lease_time(&self, now: Time, cx: &Ctx, pool: usize, ip: Ipv4Addr) -> (u32, Time) {
+        let msg = cx.msg;
         let t = self.config.pools[pool].lease_times;
         let desired = match msg.opts().get(OptionCode::AddressLeaseTime) {
             Some(DhcpOption::AddressLeaseTime(req)) => (*req).clamp(t.min, t.max),
@@ -574,7 +580,14 @@ impl Dhcp {
         match self.pool_rel[pool] {
             None => (desired, 0),
             Some(r) => {
-                let tsfp = self.table.leases.get(&ip).map_or(0, |l| l.tsfp);
+                let tsfp = self
+                    .table
+                    .leases
+                    .get(&ip)
+                    .filter(|l| {
+                        l.state == BindingState::Active && l.client.as_ref() == Some(&cx.client)
+                    })
+                    .map_or(0, |l| l.tsfp);
                 let (give, tstp) = mclt_lease_time(
                     now,
                     Time::from(desired),
@@ -624,7 +637,7 @@ impl Dhcp {
         };
         let hold = Time::from(self.config.server.offer_hold_time);
         self.table.hold_offer(ip, cx.client.clone(), now + hold);
-        let (secs, _) = self.lease_time(now, pool, ip, cx.msg);
+        let (secs, _) = self.lease_time(now, cx, pool, ip);
         let reply = self.lease_reply(cx, MessageType::Offer, ip, pool, Some(secs));
         Decision {
             outcome: Outcome::Offer,
@@ -650,7 +663,7 @@ impl Dhcp {
             Err(Refusal::OwnedByPeer) => return Decision::drop(DropReason::OwnedByPeer),
             Err(refusal) => return self.nak(cx, refusal),
         };
-        let (secs, tstp) = self.lease_time(now, pool, ip, cx.msg);
+        let (secs, tstp) = self.lease_time(now, cx, pool, ip);
         let lease = self.bind(now, cx, ip, pool, Time::from(secs), tstp);
         let reply = self.lease_reply(cx, MessageType::Ack, ip, pool, Some(secs));
         Decision {

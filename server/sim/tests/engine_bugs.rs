@@ -354,9 +354,13 @@ fn an_amnesic_server_waits_in_recover_wait_even_when_its_restarting_partner_says
 }
 
 // Open: seed 97 of `random_seeds_hold_every_invariant` (replay with DHCPAIR_SIM_SEED=97
-// DHCPAIR_SIM_TRACE=400). The secondary, cut off in COMMUNICATIONS-INTERRUPTED, grants an
-// address with a lease bounded by a potential expiration the primary no longer remembers
-// (the primary's copy was overwritten by a later RELEASED update), then loses its disk. The
-// primary, in PARTNER-DOWN, reuses the address before that lease ends. The fix needs the
-// largest potential expiration ever acknowledged per address to survive state changes (or
-// the grant to be bounded by the current binding's, as ISC resets tsfp on release).
+// DHCPAIR_SIM_TRACE=400). A client releases its address at the primary while the pair is
+// partitioned; the secondary, which never heard of the release, renews the same client's binding
+// in COMMUNICATIONS-INTERRUPTED up to the potential expiration the primary had acknowledged for
+// it plus MCLT, then loses its disk. When it comes back, its RECOVER-WAIT (MCLT from recovery)
+// ends before that lease does; meanwhile it acks the primary's RELEASED, the primary's BNDACK
+// handling lowers tsfp to the release time, and the primary in PARTNER-DOWN reuses the address
+// while the client still holds it. The fix needs a per-address "largest potential expiration
+// ever acknowledged for an active binding" (a store column) that survives releases, and the
+// PARTNER-DOWN reuse rule (and RECOVER-WAIT's end) to respect it; `tsfp` itself must stay the
+// current binding's for the MCLT grant.
