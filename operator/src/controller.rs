@@ -464,36 +464,51 @@ fn typed<T: Serialize>(obj: &T, api_version: &str, kind: &str) -> Result<Value, 
 /// Server-side apply of every node's ConfigMap and StatefulSet, when the API serves them.
 /// Failures are logged; the status pass still runs.
 async fn apply_objects(ctx: &Ctx, rendered: &Rendered) {
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
     for n in &rendered.nodes {
         if ctx.served.config_maps {
-            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &n.namespace);
-            let res = match typed(&n.config_map, "v1", "ConfigMap") {
-                Ok(body) => api
-                    .patch(&n.config_map.name_any(), &pp, &Patch::Apply(&body))
-                    .await
-                    .map(|_| ())
-                    .map_err(Error::from),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = res {
-                tracing::warn!(node = %n.node, error = %e, "applying ConfigMap failed");
-            }
+            apply_one(ctx, &n.namespace, &n.node, &n.config_map, "v1", "ConfigMap").await;
         }
         if ctx.served.stateful_sets {
-            let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &n.namespace);
-            let res = match typed(&n.stateful_set, "apps/v1", "StatefulSet") {
-                Ok(body) => api
-                    .patch(&n.stateful_set.name_any(), &pp, &Patch::Apply(&body))
-                    .await
-                    .map(|_| ())
-                    .map_err(Error::from),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = res {
-                tracing::warn!(node = %n.node, error = %e, "applying StatefulSet failed");
-            }
+            apply_one(
+                ctx,
+                &n.namespace,
+                &n.node,
+                &n.stateful_set,
+                "apps/v1",
+                "StatefulSet",
+            )
+            .await;
         }
+    }
+}
+
+/// Server-side apply of one namespaced object; a failure is logged, not returned.
+async fn apply_one<K>(
+    ctx: &Ctx,
+    namespace: &str,
+    node: &str,
+    obj: &K,
+    api_version: &str,
+    kind: &str,
+) where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + Serialize
+        + serde::de::DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let res = match typed(obj, api_version, kind) {
+        Ok(body) => api
+            .patch(&obj.name_any(), &pp, &Patch::Apply(&body))
+            .await
+            .map(|_| ())
+            .map_err(Error::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = res {
+        tracing::warn!(node = %node, error = %e, "applying {kind} failed");
     }
 }
 

@@ -353,6 +353,7 @@ impl EngineThread {
                 }
                 self.engine.handle_tick(unix_now());
                 self.dispatch(None, None);
+                self.sync_linked();
                 self.publish();
                 next_tick = now + tick;
             }
@@ -466,7 +467,16 @@ impl EngineThread {
             }
             self.dispatch(None, None);
         }
+        self.sync_linked();
         true
+    }
+
+    /// Tell the transport which relationships have a link (no new outbound connection then).
+    /// Links change only on failover inputs and ticks, never on the DHCP path.
+    fn sync_linked(&self) {
+        for (i, flag) in self.transport.linked.iter().enumerate() {
+            flag.store(self.engine.is_linked(i), Ordering::Relaxed);
+        }
     }
 
     /// Carry out the engine's effects: persist the lease of `decision` and every `Persist`,
@@ -498,9 +508,6 @@ impl EngineThread {
                     }
                 }
             }
-        }
-        for (i, flag) in self.transport.linked.iter().enumerate() {
-            flag.store(self.engine.is_linked(i), Ordering::Relaxed);
         }
         if writes.is_empty() && sends.is_empty() {
             if let Some(r) = reply {

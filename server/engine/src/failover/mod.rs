@@ -591,12 +591,7 @@ impl Dhcp {
                 return;
             };
             rel.queued.remove(&ip);
-            let lease = self
-                .table
-                .leases
-                .get(&ip)
-                .cloned()
-                .unwrap_or_else(|| self.virgin(ip));
+            let lease = self.lease_or_virgin(ip);
             let options = bndupd_options(&lease);
             // The xid send_new will use (never 0 for a BNDUPD), recorded to match the BNDACK.
             let xid = self.rels[peer].link.as_ref().map_or(1, |l| l.xid.max(1));
@@ -610,6 +605,15 @@ impl Dhcp {
             );
             self.send_new(now, peer, MessageType::BndUpd, options);
         }
+    }
+
+    /// The address's row, or the never-used FREE one it stands for.
+    fn lease_or_virgin(&self, ip: Ipv4Addr) -> Lease {
+        self.table
+            .leases
+            .get(&ip)
+            .cloned()
+            .unwrap_or_else(|| self.virgin(ip))
     }
 
     /// A never-used address: FREE with every time 0 (reference §3.2).
@@ -1226,12 +1230,7 @@ impl Dhcp {
         // Every time the partner sends is on its clock; ours from here on (draft-12 §5.10).
         let skew = self.rels[peer].skew;
         let tsfp = o.potential_expiry.map_or(0, |t| partner_time(t, skew, 1));
-        let cur = self
-            .table
-            .leases
-            .get(&ip)
-            .cloned()
-            .unwrap_or_else(|| self.virgin(ip));
+        let cur = self.lease_or_virgin(ip);
         let rel = &self.rels[peer];
         let incoming_cltt = o.cltt.map(|t| partner_time(t, skew, 0));
         if let Err((reason, text)) = transition_allowed(rel, &cur, new, tsfp, incoming_cltt, now) {
@@ -1476,12 +1475,7 @@ impl Dhcp {
                 if lts <= 0 || (used && lts <= hold) {
                     continue;
                 }
-                let mut l = self
-                    .table
-                    .leases
-                    .get(&ip)
-                    .cloned()
-                    .unwrap_or_else(|| self.virgin(ip));
+                let mut l = self.lease_or_virgin(ip);
                 l.state = theirs_state;
                 l.starts = now;
                 l.tstp = now;
