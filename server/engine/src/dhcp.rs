@@ -697,7 +697,12 @@ impl Dhcp {
             Some(DhcpOption::Hostname(h)) => Some(h.clone()),
             _ => None,
         };
-        let tsfp = prev.map_or(0, |l| l.tsfp);
+        // What the partner acknowledged belongs to the binding it was acknowledged for.
+        let tsfp = if same_client {
+            prev.map_or(0, |l| l.tsfp)
+        } else {
+            0
+        };
         let lease = Lease {
             ip,
             state: BindingState::Active,

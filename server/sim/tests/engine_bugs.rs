@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Engine bugs the simulation found, each pinned down by a directed scenario on a scripted
-//! pair (see `common::Pair`). They fail today and are ignored until the engine is fixed;
+//! pair (see `common::Pair`). They failed on the engine of their time and pass now;
 //! each names the `Scenario::random` seeds where the simulation first showed it (engine at
 //! 98437ed; until bug 0 is fixed a seed may not replay the same way).
 
@@ -353,14 +353,61 @@ fn an_amnesic_server_waits_in_recover_wait_even_when_its_restarting_partner_says
     assert_eq!(p.state(P), ServerState::RecoverWait, "{seen:?}");
 }
 
-// Open: seed 97 of `random_seeds_hold_every_invariant` (replay with DHCPAIR_SIM_SEED=97
-// DHCPAIR_SIM_TRACE=400). A client releases its address at the primary while the pair is
-// partitioned; the secondary, which never heard of the release, renews the same client's binding
-// in COMMUNICATIONS-INTERRUPTED up to the potential expiration the primary had acknowledged for
-// it plus MCLT, then loses its disk. When it comes back, its RECOVER-WAIT (MCLT from recovery)
-// ends before that lease does; meanwhile it acks the primary's RELEASED, the primary's BNDACK
-// handling lowers tsfp to the release time, and the primary in PARTNER-DOWN reuses the address
-// while the client still holds it. The fix needs a per-address "largest potential expiration
-// ever acknowledged for an active binding" (a store column) that survives releases, and the
-// PARTNER-DOWN reuse rule (and RECOVER-WAIT's end) to respect it; `tsfp` itself must stay the
-// current binding's for the MCLT grant.
+/// Bug 10 (a release at one side erased what the other side may still honour). A client
+/// releases its address at the primary while the pair is cut off; the secondary, which never
+/// heard of the release, renews the same client up to the potential expiration the primary had
+/// acknowledged plus MCLT, then loses its disk. The primary's ack handling lowered `tsfp` to
+/// the release time, so in PARTNER-DOWN it gave the address to a new client while the first
+/// still held it; and RECOVER-WAIT (MCLT from the restart) ends before that renewal does
+/// (seed 97). Fixed by keeping `tsfp` through a release and, when the partner asks for every
+/// binding (it may have lost its database), binding such addresses to their last client until
+/// MCLT past that potential expiration.
+#[test]
+fn a_binding_released_at_one_side_and_renewed_at_the_other_is_not_reused_after_the_renewer_lost_its_disk(
+) {
+    let mut p = Pair::normal();
+    let mclt = u64::from(p.sc.mclt);
+    let a = mac(1);
+    let (x, _) = p.obtain(P, a, None).unwrap();
+    p.sync();
+    p.advance(30);
+    p.renew(P, a, x).unwrap();
+    p.sync(); // both sides know a potential expiration well beyond MCLT from now
+    p.disconnect();
+    p.advance(60);
+    let mut release = common::packet(a, dhcpair_wire::v4::MessageType::Release, x);
+    release
+        .opts_mut()
+        .insert(dhcpair_wire::v4::DhcpOption::ServerIdentifier(common::ADDRS[0]));
+    p.dhcp(P, &release);
+    assert_eq!(p.lease(P, x).unwrap().state, BindingState::Released);
+    p.advance(60);
+    let (got, secs) = p.reboot(S, a, x).unwrap(); // the secondary still has it active
+    assert_eq!(got, x);
+    let a_until = p.now + u64::from(secs);
+    p.crash(S, true);
+    p.advance(10);
+    p.call(P, |e, now| e.handle_partner_down(now, 0))
+        .unwrap()
+        .unwrap();
+    p.start(S);
+    assert!(
+        a_until > p.now + mclt + 20,
+        "the scenario must outlast RECOVER-WAIT: {a_until} vs {}",
+        p.now + mclt
+    );
+    p.connect();
+    p.sync();
+    for n in 2.. {
+        p.advance(10);
+        if p.now + 10 >= a_until {
+            break;
+        }
+        for side in [P, S] {
+            if let Ok((got, _)) = p.obtain(side, mac(n), Some(x)) {
+                assert_ne!(got, x, "{side} gave {x} to another client at {} while the first holds it until {a_until}", p.now);
+            }
+        }
+    }
+    assert_eq!(p.state(S), ServerState::Normal, "{:?}", p.history[S as usize]);
+}

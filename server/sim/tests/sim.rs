@@ -8,9 +8,7 @@
 //! Long run (10,000 random seeds, about a minute on two cores in release):
 //! `cargo test -p dhcpair-sim --release --test sim -- --ignored long_simulation`
 //!
-//! Every test except the fault-free ones trips engine bugs today (see `engine_bugs.rs`, which
-//! pins each one down); they are ignored with the bugs they hit and pass on an engine with
-//! those fixed.
+//! The engine bugs these sweeps found are pinned down one by one in `engine_bugs.rs`.
 
 mod common;
 
@@ -179,8 +177,6 @@ fn partner_down_lets_the_survivor_serve_the_whole_pool_without_duplicates() {
 }
 
 #[test]
-#[ignore = "open engine bug: seed 97 (lost disk during a partition, then PARTNER-DOWN) still gives \
-            one address to two clients; see the note in engine_bugs.rs"]
 fn random_seeds_hold_every_invariant() {
     let runs = sweep("random_seeds_hold_every_invariant", 64, Scenario::random);
     assert!(

@@ -492,6 +492,56 @@ impl Dhcp {
         }
     }
 
+    /// A partner asking for every binding may have lost its database, and with it the
+    /// renewals it granted while cut off from us: up to MCLT past the potential expiration
+    /// we last exchanged for the address, even for a binding that ended here meanwhile (the
+    /// client released at our side, then renewed at the partner's). Bind such addresses again
+    /// to their last client until then, so neither side hands them to anyone else and the
+    /// partner learns the bound with the rest of the update.
+    fn hold_for_amnesic_partner(&mut self, now: Time, peer: usize) {
+        let mclt = Time::from(self.rels[peer].mclt);
+        let pools = self.rels[peer].pools.clone();
+        let mut held: Vec<Lease> = self
+            .table
+            .leases
+            .values()
+            .filter(|l| l.client.is_some())
+            .filter(|l| self.table.pool_of(l.ip).is_some_and(|p| pools.contains(&p)))
+            .filter_map(|l| {
+                // An ending the partner never confirmed: it may have gone on renewing the
+                // binding, MCLT at a time, until it lost its database (before now).
+                let base = match l.state {
+                    BindingState::Expired | BindingState::Released => l.tsfp.max(now),
+                    BindingState::Free => l.tsfp,
+                    _ => return None,
+                };
+                let bound = base.saturating_add(mclt).min(crate::dhcp::FOREVER);
+                (bound > now).then(|| Lease {
+                    state: BindingState::Active,
+                    ends: bound,
+                    tstp: base,
+                    atsfp: 0,
+                    ..l.clone()
+                })
+            })
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        info!(
+            "failover peer {}: partner may have lost its database: holding {} ended bindings until MCLT past their last potential expiration",
+            self.rels[peer].name(),
+            held.len()
+        );
+        held.sort_unstable_by_key(|l| l.ip);
+        for l in held {
+            let ip = l.ip;
+            self.table.drop_offer_at(ip);
+            self.table.put(l.clone());
+            self.effects.push(Effect::Persist(Persist::Lease(l)));
+        }
+    }
+
     fn on_enter(&mut self, now: Time, peer: usize) {
         let me = self.rels[peer].me;
         let primary = self.rels[peer].primary();
@@ -1047,6 +1097,7 @@ impl Dhcp {
         let mut ips: Vec<Ipv4Addr> = Vec::new();
         let pools = self.rels[peer].pools.clone();
         if all {
+            self.hold_for_amnesic_partner(now, peer);
             // Reference §2: free, active, expired/released/reset, abandoned, backup.
             let rank = |s: BindingState| match s {
                 BindingState::Free => 0,
@@ -1386,10 +1437,23 @@ impl Dhcp {
                 warn!("bind update on {ip} from {} rejected: {text}", rel.cfg.name);
             }
         } else if let Some(mut l) = self.table.leases.get(&ip).cloned() {
-            l.tsfp = sent.tstp;
+            // The partner may still extend the binding it knew up to the largest potential
+            // expiration either side acknowledged (plus MCLT); a RELEASED or EXPIRED ack never
+            // lowers that (the simulator's seed 97: a lowered tsfp let PARTNER-DOWN reuse an
+            // address a client still held from the partner).
+            l.tsfp = if sent.state == BindingState::Active {
+                sent.tstp
+            } else {
+                l.tsfp.max(sent.tstp)
+            };
             l.atsfp = sent.tstp;
-            // The sender records EXPIRED/RELEASED/RESET as FREE once acked (reference §4.2).
-            if l.state == sent.state
+            // The sender records EXPIRED/RELEASED/RESET as FREE once acked (reference §4.2),
+            // but not on the word of a partner in RECOVER: having lost its database, it cannot
+            // know whether it renewed the binding before (seed 1013). Its UPDREQALL holds the
+            // address (`hold_for_amnesic_partner`) until that can no longer matter.
+            let amnesic = self.rels[peer].partner == ServerState::Recover;
+            if !amnesic
+                && l.state == sent.state
                 && matches!(
                     l.state,
                     BindingState::Expired | BindingState::Released | BindingState::Reset
