@@ -8,6 +8,7 @@ mod http;
 mod metrics;
 mod net;
 mod peer;
+mod reload;
 mod serve;
 
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ enum Command {
     Serve {
         #[arg(long, short)]
         config: PathBuf,
+        /// Seconds between looks at the config file for a change (0: reload on SIGHUP only).
+        #[arg(long, default_value_t = 2)]
+        reload_interval: u64,
     },
     /// Validate a configuration and exit non-zero with the error if it is not valid.
     Check {
@@ -72,7 +76,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config } => serve::run(&config),
+        Command::Serve {
+            config,
+            reload_interval,
+        } => serve::run(
+            &config,
+            (reload_interval > 0).then(|| std::time::Duration::from_secs(reload_interval)),
+        ),
         Command::Check { config } => check(&config),
         Command::Leases { data_dir, json } => leases(&data_dir, json),
         Command::Status { http, json } => control::status(&http, json),

@@ -71,8 +71,34 @@ pub struct RelMsgLabels {
     pub message_type: &'static str,
 }
 
+/// The result of a configuration reload (`dhcpair_config_reloads_total{result}`).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum ReloadResult {
+    /// Applied.
+    ok,
+    /// Did not parse or validate; the running configuration stays.
+    invalid,
+    /// Valid, but changes something that needs a restart; the running configuration stays.
+    rejected,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub result: ReloadResult,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigLabels {
+    pub hash: String,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
+    pub config_reloads: Family<ReloadLabels, Counter>,
+    pub config_last_success: Gauge,
+    pub config_last_successful: Gauge,
+    pub config_info: Family<ConfigLabels, Gauge>,
     pub fo_my_state: Family<RelLabels, Gauge>,
     pub fo_partner_state: Family<RelLabels, Gauge>,
     pub fo_unacked: Family<RelLabels, Gauge>,
@@ -187,7 +213,35 @@ impl Metrics {
             "Failover messages by direction and type",
             fo_messages.clone(),
         );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        let config_last_success = Gauge::default();
+        let config_last_successful = Gauge::default();
+        let config_info = Family::<ConfigLabels, Gauge>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result (ok, invalid, rejected: needs a restart)",
+            config_reloads.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the running configuration was loaded (start or reload), UNIX seconds",
+            config_last_success.clone(),
+        );
+        registry.register(
+            "config_last_reload_successful",
+            "1 if the last reload attempt was applied (or none was made), 0 if it was refused",
+            config_last_successful.clone(),
+        );
+        registry.register(
+            "config",
+            "The running configuration: hash (FNV-1a 64) of the file it was read from",
+            config_info.clone(),
+        );
         Metrics {
+            config_reloads,
+            config_last_success,
+            config_last_successful,
+            config_info,
             fo_my_state,
             fo_partner_state,
             fo_unacked,
@@ -206,6 +260,38 @@ impl Metrics {
             pool_addresses,
             registry,
         }
+    }
+
+    /// A reload attempt that was not applied.
+    pub fn reload(&self, result: ReloadResult) {
+        self.config_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
+        self.config_last_successful
+            .set(i64::from(result == ReloadResult::ok));
+    }
+
+    /// The running configuration is now the file with `hash`, loaded at `now`; `reloaded`
+    /// counts it as a reload (false at start).
+    pub fn config_loaded(&self, hash: &str, now: u64, reloaded: bool) {
+        if reloaded {
+            self.reload(ReloadResult::ok);
+        } else {
+            self.config_last_successful.set(1);
+        }
+        self.config_last_success
+            .set(i64::try_from(now).unwrap_or(i64::MAX));
+        self.config_info.clear();
+        self.config_info
+            .get_or_create(&ConfigLabels {
+                hash: hash.to_string(),
+            })
+            .set(1);
+    }
+
+    /// Forget the pool series (after a reload removed or renamed pools).
+    pub fn clear_pools(&self) {
+        self.pool_addresses.clear();
     }
 
     pub fn set_pools(&self, stats: &[PoolStats]) {

@@ -60,6 +60,12 @@ pub enum Input {
         name: String,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// A new, valid configuration read from the file (`reload.rs`); applied or refused here.
+    Reload {
+        config: Box<Config>,
+        hash: String,
+        trigger: crate::reload::Trigger,
+    },
     Shutdown,
 }
 
@@ -97,9 +103,11 @@ fn unix_now() -> Time {
         .map_or(0, |d| d.as_secs())
 }
 
-pub fn run(path: &Path) -> anyhow::Result<()> {
+/// Serve with the config file at `path`; `reload_interval`: how often to look for a changed
+/// file (`None`: only on SIGHUP).
+pub fn run(path: &Path, reload_interval: Option<Duration>) -> anyhow::Result<()> {
     init_tracing();
-    let config = Config::load(path)?;
+    let (config, config_hash) = crate::reload::load(path)?;
     let data_dir = config.server.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -134,6 +142,8 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     }
 
     let metrics = Arc::new(Metrics::new());
+    metrics.config_loaded(&config_hash, unix_now(), false);
+    info!(file = %path.display(), hash = %config_hash, "configuration loaded");
     let ready = Arc::new(AtomicBool::new(false));
     let status = Arc::new(RwLock::new(Status {
         version: env!("CARGO_PKG_VERSION"),
@@ -206,7 +216,21 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let http_addr = config.server.http;
     let peer_tx = tx.clone();
     let peer_transport = Arc::clone(&transport);
+    let reload_tx = tx.clone();
+    let reload_metrics = Arc::clone(&shared.metrics);
+    let config_path = path.to_path_buf();
     rt.block_on(async move {
+        // Before "ready": from here on SIGHUP reloads instead of ending the process.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot install the SIGHUP handler")?;
+        tokio::spawn(crate::reload::watch(
+            config_path,
+            reload_interval,
+            hup,
+            config_hash,
+            reload_tx,
+            reload_metrics,
+        ));
         peer::start(peer_transport, peer_tx).await?;
         let (sd_tx, sd_rx) = tokio::sync::watch::channel(false);
         let http = match http_addr {
@@ -462,6 +486,11 @@ impl EngineThread {
                     self.dispatch(None, None);
                     let _ = reply.send(r);
                 }
+                Ok(Input::Reload {
+                    config,
+                    hash,
+                    trigger,
+                }) => self.reload(*config, &hash, trigger),
                 Ok(Input::Shutdown) | Err(TryRecvError::Disconnected) => return false,
                 Err(TryRecvError::Empty) => break,
             }
@@ -578,6 +607,44 @@ impl EngineThread {
             }
         });
         self.dispatch(d.persist, outgoing);
+    }
+
+    /// Apply a new configuration between two packets, or refuse it (`Engine::reconfigure`).
+    fn reload(&mut self, config: Config, hash: &str, trigger: crate::reload::Trigger) {
+        let trigger = trigger.as_str();
+        match self.engine.reconfigure(config, unix_now()) {
+            Ok(r) => {
+                info!("configuration reloaded ({trigger}, hash {hash}): {r}");
+                if r.active_outside_pools > 0 {
+                    warn!(
+                        "{} active leases are outside every pool now: kept until they end or are released, not renewed",
+                        r.active_outside_pools
+                    );
+                }
+                if r.active_reserved_for_another > 0 {
+                    warn!(
+                        "{} active leases are on addresses now reserved for another client: NAKed at their next request; the reserved clients get the addresses once these bindings end or are released",
+                        r.active_reserved_for_another
+                    );
+                }
+                let server = &self.engine.config().server;
+                self.reclaim_every = Duration::from_secs(u64::from(server.reclaim_interval));
+                let server_id = server.server_id.map(|s| s.to_string());
+                match self.status.write() {
+                    Ok(mut g) => g.server_id = server_id,
+                    Err(p) => p.into_inner().server_id = server_id,
+                }
+                self.metrics.config_loaded(hash, unix_now(), true);
+                // Removed pools (or moved subnets) must not linger; publish() sets them again.
+                self.metrics.clear_pools();
+                self.last_pool_log = None;
+                self.publish();
+            }
+            Err(e) => {
+                warn!("configuration not reloaded ({trigger}, hash {hash}): {e}; the running configuration stays");
+                self.metrics.reload(crate::metrics::ReloadResult::rejected);
+            }
+        }
     }
 
     fn reclaim(&mut self) {

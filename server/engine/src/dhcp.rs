@@ -62,6 +62,9 @@ pub enum DropReason {
     LoadBalanced,
     /// Failover: the address is the partner's free lease, or waits for the partner's ack.
     OwnedByPeer,
+    /// The client's reserved address is still leased to another client (a reservation added
+    /// to a running or restarted server) until that binding ends or is released.
+    ReservedInUse,
 }
 
 impl DropReason {
@@ -78,6 +81,7 @@ impl DropReason {
             DropReason::NotResponding => "not_responding",
             DropReason::LoadBalanced => "load_balanced",
             DropReason::OwnedByPeer => "owned_by_peer",
+            DropReason::ReservedInUse => "reserved_in_use",
         }
     }
 }
@@ -430,10 +434,12 @@ impl Dhcp {
         if let Some((rp, ri)) = cx.reservation {
             let res = &pools[rp].reservations[ri];
             if cx.pools.contains(&rp) {
-                return if res.ip == ip {
-                    Ok(rp)
-                } else {
+                return if res.ip != ip {
                     Err(Refusal::ReservedForAnother)
+                } else if self.reserved_held_by_another(now, ip, &cx.client) {
+                    Err(Refusal::TakenByAnother)
+                } else {
+                    Ok(rp)
                 };
             }
         }
@@ -519,6 +525,9 @@ impl Dhcp {
         if let Some((rp, ri)) = cx.reservation {
             if cx.pools.contains(&rp) {
                 let ip = self.config.pools[rp].reservations[ri].ip;
+                if self.reserved_held_by_another(now, ip, &cx.client) {
+                    return Err(DropReason::ReservedInUse);
+                }
                 return Ok((ip, rp));
             }
         }

@@ -8,6 +8,7 @@
 mod dhcp;
 pub mod failover;
 pub mod lease;
+mod reconfig;
 mod table;
 
 use std::net::Ipv4Addr;
@@ -19,6 +20,7 @@ pub use dhcp::{Arrival, Decision, Destination, DropReason, Outcome, Reply, FOREV
 pub use dhcpair_wire::failover::ServerState;
 pub use failover::{ConnId, Effect, Persist, RelationshipRecord, RelationshipStatus};
 pub use lease::{BindingState, ClientKey, Lease, Time};
+pub use reconfig::{restart_reasons, ReconfigError, ReconfigReport};
 
 /// Address counts of one pool, for metrics, `/v1/status` and ISC's pool log line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -110,6 +112,17 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.dhcp.config
+    }
+
+    /// Configuration reload: apply `config` for the next packet, keeping every lease and the
+    /// failover relationships as they are; refused (nothing changed) when it needs a restart.
+    /// The rules are in `reconfig.rs`.
+    pub fn reconfigure(
+        &mut self,
+        config: Config,
+        now: Time,
+    ) -> Result<ReconfigReport, ReconfigError> {
+        self.dhcp.reconfigure(config, now)
     }
 
     /// One DHCP/BOOTP request. `relay_agent_info` is option 82 exactly as received.

@@ -85,6 +85,29 @@ pub(crate) struct Table {
 
 impl Table {
     pub fn new(config: &Config, rows: Vec<Lease>) -> Table {
+        let mut leases = HashMap::with_capacity(rows.len());
+        let mut by_client = HashMap::with_capacity(rows.len());
+        // Oldest binding first, so that by_client ends up at each client's newest address.
+        let mut rows = rows;
+        rows.sort_by_key(|l| (l.cltt, l.starts));
+        for l in rows {
+            if let Some(c) = &l.client {
+                if l.state != BindingState::Abandoned {
+                    by_client.insert(c.clone(), l.ip);
+                }
+            }
+            leases.insert(l.ip, l);
+        }
+        Table::indexed(config, leases, by_client)
+    }
+
+    /// The pool indexes of `config` over existing rows and client index, without offers: at
+    /// start and on a configuration reload (`reconfig.rs`).
+    pub fn indexed(
+        config: &Config,
+        leases: HashMap<Ipv4Addr, Lease>,
+        by_client: HashMap<ClientKey, Ipv4Addr>,
+    ) -> Table {
         let mut ranges = Vec::new();
         let mut reserved_ip = HashMap::new();
         let mut reserved_key = HashMap::new();
@@ -99,8 +122,8 @@ impl Table {
         }
         ranges.sort_unstable();
         let mut t = Table {
-            leases: HashMap::with_capacity(rows.len()),
-            by_client: HashMap::with_capacity(rows.len()),
+            leases,
+            by_client,
             offers: HashMap::new(),
             offer_by_client: HashMap::new(),
             pools: config
@@ -115,17 +138,6 @@ impl Table {
             reserved_ip,
             reserved_key,
         };
-        // Oldest binding first, so that by_client ends up at each client's newest address.
-        let mut rows = rows;
-        rows.sort_by_key(|l| (l.cltt, l.starts));
-        for l in rows {
-            if let Some(c) = &l.client {
-                if l.state != BindingState::Abandoned {
-                    t.by_client.insert(c.clone(), l.ip);
-                }
-            }
-            t.leases.insert(l.ip, l);
-        }
         for (p, pool) in config.pools.iter().enumerate() {
             for r in &pool.ranges {
                 for ip in r.iter() {
