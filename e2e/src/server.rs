@@ -114,12 +114,25 @@ pub struct Server {
     http: SocketAddr,
     process: Option<Process>,
     starts: u32,
+    /// Extra `dhcpair serve` arguments.
+    args: Vec<String>,
 }
 
 impl Server {
     /// Write `config` (with `dataDir` and, unless set, `http` filled in) under the test
     /// directory, start `dhcpair serve` in `ns`, and wait for `/readyz`.
-    pub fn start(env: &TestEnv, ns: &Netns, name: &str, mut config: RawConfig) -> Result<Server> {
+    pub fn start(env: &TestEnv, ns: &Netns, name: &str, config: RawConfig) -> Result<Server> {
+        Self::start_with_args(env, ns, name, config, &[])
+    }
+
+    /// `start` with extra `dhcpair serve` arguments.
+    pub fn start_with_args(
+        env: &TestEnv,
+        ns: &Netns,
+        name: &str,
+        mut config: RawConfig,
+        args: &[&str],
+    ) -> Result<Server> {
         let bin = dhcpair_bin();
         if !bin.is_file() {
             bail!(
@@ -153,6 +166,7 @@ impl Server {
             http,
             process: None,
             starts: 0,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         server.spawn()?;
         Ok(server)
@@ -170,6 +184,7 @@ impl Server {
             .arg("serve")
             .arg("--config")
             .arg(&self.config_path)
+            .args(&self.args)
             .env(
                 "DHCPAIR_LOG",
                 std::env::var("DHCPAIR_LOG").unwrap_or_else(|_| SERVER_LOG.into()),

@@ -34,6 +34,14 @@ fn reload_keeps_a_failover_pair_normal_on_the_same_connection() {
     );
 }
 
+#[test]
+fn reload_with_restart_on_change_stops_gracefully_for_a_change_that_needs_a_restart() {
+    scenario(
+        "reload_with_restart_on_change_stops_gracefully_for_a_change_that_needs_a_restart",
+        restart_on_change,
+    );
+}
+
 /// A directory laid out as the kubelet lays out a ConfigMap volume: `server.yaml` ->
 /// `..data/server.yaml`, `..data` -> `..<version>/`; an update writes a new version directory
 /// and renames a new `..data` symlink over the old one (one atomic step), then removes the old
@@ -366,5 +374,58 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// `--restart-on-change` (what the operator's pods run with): a change applied in place is
+/// still applied in place; one that needs a restart stops the server gracefully, exit 0, so
+/// its supervisor starts it again with the new file, leases intact.
+fn restart_on_change(env: &TestEnv) -> Result<()> {
+    let lan = Lan::new(Net24::new(10, 66, 3))?;
+    let mut server = Server::start_with_args(
+        env,
+        &lan.server,
+        "server",
+        common::lan_config(&lan, 10),
+        &["--restart-on-change"],
+    )?;
+    let mac = lan.client.mac(lan.client_if())?;
+    let client = Dhclient::start(env, &lan.client, lan.client_if())?;
+    let bound = client.events.wait(0, &["BOUND"], Duration::from_secs(20))?;
+    let ip = common::check_bound(&lan, &bound, 10)?;
+
+    let mut c = current(&server)?;
+    c.pools[0].options.domain_name = Some("in-place.example.org".into());
+    write_atomically(server.config_path(), &serde_yaml::to_string(&c)?)?;
+    wait_reloads(&server, "server", "ok", 1.0)?;
+    ensure!(
+        server.exited().is_none(),
+        "the server stopped for an in-place change"
+    );
+
+    // A control token file is read at start only: this change needs a restart.
+    let token = env.path("control-token");
+    std::fs::write(&token, "s3cret\n")?;
+    c.server.control_token_file = Some(token.display().to_string());
+    write_atomically(server.config_path(), &serde_yaml::to_string(&c)?)?;
+    let status = wait_until(
+        "the server exits by itself",
+        Duration::from_secs(20),
+        || server.exited(),
+    )?;
+    ensure!(status.success(), "exit status {status:?}");
+    ensure!(
+        server
+            .log()
+            .contains("stopping gracefully to be restarted with it (--restart-on-change)"),
+        "no restart line in the log"
+    );
+    // As the kubelet would: start it again; it serves with the new file and every lease.
+    server.restart()?;
+    common::check_lease(&server, ip, &mac, "active")?;
+    ensure!(
+        reloads(&server, "restart") == 0.0 && reloads(&server, "rejected") == 0.0,
+        "the restarted server counts a reload already"
+    );
     Ok(())
 }

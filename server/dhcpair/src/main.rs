@@ -39,6 +39,10 @@ enum Command {
         /// Seconds between looks at the config file for a change (0: reload on SIGHUP only).
         #[arg(long, default_value_t = 2)]
         reload_interval: u64,
+        /// When a changed file needs a restart (failover peers, sockets, data directory), stop
+        /// gracefully so the supervisor (kubelet, systemd) restarts with it, instead of refusing it.
+        #[arg(long)]
+        restart_on_change: bool,
     },
     /// Validate a configuration and exit non-zero with the error if it is not valid.
     Check {
@@ -79,9 +83,11 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             reload_interval,
+            restart_on_change,
         } => serve::run(
             &config,
             (reload_interval > 0).then(|| std::time::Duration::from_secs(reload_interval)),
+            restart_on_change,
         ),
         Command::Check { config } => check(&config),
         Command::Leases { data_dir, json } => leases(&data_dir, json),

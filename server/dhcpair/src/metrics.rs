@@ -81,6 +81,8 @@ pub enum ReloadResult {
     invalid,
     /// Valid, but changes something that needs a restart; the running configuration stays.
     rejected,
+    /// Valid, needs a restart, and the server stops for it (`--restart-on-change`).
+    restart,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -219,7 +221,7 @@ impl Metrics {
         let config_info = Family::<ConfigLabels, Gauge>::default();
         registry.register(
             "config_reloads",
-            "Configuration reloads by result (ok, invalid, rejected: needs a restart)",
+            "Configuration reloads by result (ok, invalid, rejected: needs a restart, restart: stopping for it)",
             config_reloads.clone(),
         );
         registry.register(

@@ -104,8 +104,13 @@ fn unix_now() -> Time {
 }
 
 /// Serve with the config file at `path`; `reload_interval`: how often to look for a changed
-/// file (`None`: only on SIGHUP).
-pub fn run(path: &Path, reload_interval: Option<Duration>) -> anyhow::Result<()> {
+/// file (`None`: only on SIGHUP); `restart_on_change`: a reload that needs a restart stops the
+/// server gracefully (its supervisor starts it again with the new file) instead of being refused.
+pub fn run(
+    path: &Path,
+    reload_interval: Option<Duration>,
+    restart_on_change: bool,
+) -> anyhow::Result<()> {
     init_tracing();
     let (config, config_hash) = crate::reload::load(path)?;
     let data_dir = config.server.data_dir.clone();
@@ -196,10 +201,16 @@ pub fn run(path: &Path, reload_interval: Option<Duration>) -> anyhow::Result<()>
         ports,
         reclaim_every: Duration::from_secs(u64::from(config.server.reclaim_interval)),
         last_pool_log: None,
+        restart_on_change,
     };
+    // The engine thread stops on its own only for `--restart-on-change`; then so does the rest.
+    let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<()>();
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
-        .spawn(move || worker.run())?;
+        .spawn(move || {
+            worker.run();
+            let _ = engine_done_tx.send(());
+        })?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -253,7 +264,10 @@ pub fn run(path: &Path, reload_interval: Option<Duration>) -> anyhow::Result<()>
         };
         ready.store(true, Ordering::Relaxed);
         info!("ready");
-        wait_for_signal().await;
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = engine_done => {}
+        }
         info!("shutting down");
         ready.store(false, Ordering::Relaxed);
         let _ = sd_tx.send(true);
@@ -361,6 +375,7 @@ struct EngineThread {
     ports: (u16, u16),
     reclaim_every: Duration,
     last_pool_log: Option<(Instant, Vec<PoolStats>)>,
+    restart_on_change: bool,
 }
 
 impl EngineThread {
@@ -490,7 +505,11 @@ impl EngineThread {
                     config,
                     hash,
                     trigger,
-                }) => self.reload(*config, &hash, trigger),
+                }) => {
+                    if !self.reload(*config, &hash, trigger) {
+                        return false;
+                    }
+                }
                 Ok(Input::Shutdown) | Err(TryRecvError::Disconnected) => return false,
                 Err(TryRecvError::Empty) => break,
             }
@@ -610,7 +629,8 @@ impl EngineThread {
     }
 
     /// Apply a new configuration between two packets, or refuse it (`Engine::reconfigure`).
-    fn reload(&mut self, config: Config, hash: &str, trigger: crate::reload::Trigger) {
+    /// False: the server should stop (a change that needs a restart, with `restart_on_change`).
+    fn reload(&mut self, config: Config, hash: &str, trigger: crate::reload::Trigger) -> bool {
         let trigger = trigger.as_str();
         match self.engine.reconfigure(config, unix_now()) {
             Ok(r) => {
@@ -639,10 +659,17 @@ impl EngineThread {
                 self.metrics.clear_pools();
                 self.last_pool_log = None;
                 self.publish();
+                true
+            }
+            Err(e) if self.restart_on_change => {
+                warn!("configuration changed ({trigger}, hash {hash}): {e}; stopping gracefully to be restarted with it (--restart-on-change)");
+                self.metrics.reload(crate::metrics::ReloadResult::restart);
+                false
             }
             Err(e) => {
                 warn!("configuration not reloaded ({trigger}, hash {hash}): {e}; the running configuration stays");
                 self.metrics.reload(crate::metrics::ReloadResult::rejected);
+                true
             }
         }
     }
