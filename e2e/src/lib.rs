@@ -20,6 +20,7 @@ pub mod clients;
 pub mod failover;
 pub mod load;
 pub mod netns;
+pub mod operator;
 pub mod process;
 pub mod relay;
 pub mod server;
