@@ -378,7 +378,9 @@ fn a_binding_released_at_one_side_and_renewed_at_the_other_is_not_reused_after_t
     let mut release = common::packet(a, dhcpair_wire::v4::MessageType::Release, x);
     release
         .opts_mut()
-        .insert(dhcpair_wire::v4::DhcpOption::ServerIdentifier(common::ADDRS[0]));
+        .insert(dhcpair_wire::v4::DhcpOption::ServerIdentifier(
+            common::ADDRS[0],
+        ));
     p.dhcp(P, &release);
     assert_eq!(p.lease(P, x).unwrap().state, BindingState::Released);
     p.advance(60);
@@ -409,5 +411,55 @@ fn a_binding_released_at_one_side_and_renewed_at_the_other_is_not_reused_after_t
             }
         }
     }
-    assert_eq!(p.state(S), ServerState::Normal, "{:?}", p.history[S as usize]);
+    assert_eq!(
+        p.state(S),
+        ServerState::Normal,
+        "{:?}",
+        p.history[S as usize]
+    );
+}
+
+/// Bug 11 (a partner's stale binding replaced a running one). The secondary, cut off, gives an
+/// address to a client and goes down; the primary in PARTNER-DOWN later gives the same address,
+/// MCLT after its lease ended, to another client. When the secondary comes back, conflict
+/// resolution sends its old ACTIVE binding; the primary took it over its own running binding,
+/// expired it at the old end and gave the address to a third client while the second still
+/// held it (seed 3777). Draft-12 §7.1.3 time(1): the binding with the later client last
+/// transaction time wins.
+#[test]
+fn a_stale_binding_from_the_partner_does_not_replace_a_newer_running_binding_of_another_client() {
+    let mut p = Pair::normal();
+    p.disconnect();
+    let a = mac(1);
+    let (x, secs) = p.obtain(S, a, None).unwrap(); // from the secondary's backup pool
+    let stale = p.lease(S, x).unwrap();
+    p.crash(S, false);
+    p.call(P, |e, now| e.handle_partner_down(now, 0))
+        .unwrap()
+        .unwrap();
+    let mclt = u64::from(p.sc.mclt);
+    p.advance(u64::from(secs) + 2 * mclt + 10);
+    let b = mac(2);
+    let (got, _) = p.obtain(P, b, Some(x)).unwrap();
+    assert_eq!(got, x, "the survivor should reuse the address after MCLT");
+    let b_until = p.lease(P, x).unwrap().ends;
+    p.start(S);
+    p.connect();
+    p.sync();
+    // The secondary's old binding, as its conflict resolution may send it (seed 3777).
+    let m = p.bndupd(&stale, 4242);
+    p.inject(P, m);
+    assert_eq!(
+        p.bndack(P, 4242),
+        Some(Some(15)),
+        "the stale binding was accepted"
+    );
+    p.sync();
+    p.advance(30);
+    let l = p.lease(P, x).unwrap();
+    assert_eq!(
+        (l.state, l.client.clone(), l.ends >= b_until),
+        (BindingState::Active, hw(b), true),
+        "the primary's running binding was replaced: {l:?}"
+    );
 }

@@ -1334,6 +1334,27 @@ impl Dhcp {
             }
             (None, _) => None,
         };
+        // Two running bindings of different clients (a conflict after a partition): the newer
+        // one wins (draft-12 §7.1.3, time(1)). Taking the partner's older one would end ours, a
+        // client we still serve, at the older binding's end (seed 3777).
+        if new == BindingState::Active
+            && cur.state == BindingState::Active
+            && cur.client != client
+            && cur.ends > now
+            && incoming_cltt.is_some_and(|c| c < cur.cltt)
+        {
+            return self.bndack(
+                now,
+                peer,
+                conn,
+                m.xid,
+                ip,
+                Some((
+                    15,
+                    "outdated binding information: a newer binding of another client runs here",
+                )),
+            );
+        }
         // The receiver records EXPIRED, RELEASED and RESET as FREE at once (reference §4.2).
         let state = match new {
             BindingState::Expired | BindingState::Released | BindingState::Reset => {
