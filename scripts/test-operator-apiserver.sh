@@ -351,7 +351,7 @@ import json, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port = int(sys.argv[1])
 def view(role, free):
-    rel = {"name": "lan", "role": role, "myState": "NORMAL", "partnerState": "NORMAL", "startup": False,
+    rel = {"name": "lan", "role": role, "myState": "normal", "partnerState": "normal", "startup": False,
            "connected": True, "mclt": 1800, "unackedUpdates": 0, "queuedUpdates": 0,
            "secondsSinceContact": 2, "skew": 0}
     pool = {"name": "lan-192-0-2", "subnet": "192.0.2.0/24", "total": 100, "free": free, "backup": 45,

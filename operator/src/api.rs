@@ -33,6 +33,10 @@ pub mod condition {
     pub const DEGRADED: &str = "Degraded";
     /// The spec cannot be rendered; the reason says why. Nothing of this resource is applied.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// FailoverPeer only, when the operator applies StatefulSets: both of its servers'
+    /// StatefulSets carry the rendered pod template and no update is in flight. False while
+    /// an image (or other pod template) change is rolled out one node at a time (`rollout`).
+    pub const ROLLED_OUT: &str = "RolledOut";
 }
 
 /// Condition reasons (CamelCase, as Kubernetes wants them).
@@ -55,6 +59,12 @@ pub mod reason {
     pub const RENDERED: &str = "Rendered";
     pub const ALL_NORMAL: &str = "AllNormal";
     pub const NOT_NORMAL: &str = "NotNormal";
+    /// RolledOut: a node keeps its old pod template for now; the message says what it waits for.
+    pub const ROLLOUT_WAITING: &str = "RolloutWaiting";
+    /// RolledOut: a node's new pod template is applied; its pod is not ready (or not NORMAL) yet.
+    pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
+    /// RolledOut: both servers run the rendered pod template.
+    pub const UP_TO_DATE: &str = "UpToDate";
 }
 
 /// A failover relationship between two dhcpair servers (draft-ietf-dhc-failover-12), each

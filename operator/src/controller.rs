@@ -5,11 +5,15 @@
 //! pass over the whole world (all FailoverPeers, Pools and nodes), because a node's server
 //! hosts every relationship placed on it: list, render, apply the ConfigMaps and StatefulSets
 //! (when the API server serves them), ask each server for its `/v1/status`, write every CR's
-//! status by server-side apply, publish Events for condition changes. Passes are serialized;
-//! a pass whose inputs (generations, node facts, versions of the applied objects) did not
-//! change since the last one, which ran less than `resync / 2` ago, is skipped, so the watch
-//! events of our own writes do not loop. Errors are logged and retried; nothing here panics
-//! on what the API or a server says.
+//! status by server-side apply, publish Events for condition changes. ConfigMaps are always
+//! applied; a StatefulSet's new pod template only when [`crate::rollout::plan`] says so (one
+//! node at a time, gated on NORMAL). A node's objects are deleted (pruned) once it hosts no
+//! relationship. Passes are serialized; a pass whose inputs (generations, node facts,
+//! versions of the applied objects) did not change since the last one, which ran less than
+//! `resync / 2` ago, is skipped (unless a rollout is under way), so the watch events of our
+//! own writes do not loop. With `--leader-election` only the holder of the Lease runs passes
+//! ([`crate::leader`]). Errors are logged and retried; nothing here panics on what the API or
+//! a server says.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -21,7 +25,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use k8s_openapi::chrono::Utc;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -32,7 +36,9 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use crate::api::{FailoverPeer, Pool};
-use crate::render::{render, NodeFacts, Rendered, Settings};
+use crate::leader;
+use crate::render::{render, CrKind, NodeFacts, Rendered, Settings};
+use crate::rollout::{self, LiveNode, Plan};
 use crate::status::{
     render_peer_status, render_pool_status, status_events, ServerView, ServerViews, StatusEvent,
 };
@@ -53,6 +59,10 @@ pub enum Error {
         what: String,
         source: serde_json::Error,
     },
+    /// Another replica holds the Lease now, or it could not be renewed: the process must
+    /// stop reconciling (and exit, so its Deployment restarts it as a standby).
+    #[error("leadership lost: {0}")]
+    LeaderLost(String),
 }
 
 /// How the controller runs.
@@ -67,7 +77,22 @@ pub struct Options {
     pub status_timeout: Duration,
     /// How often status is refreshed when nothing changes.
     pub resync: Duration,
+    /// Run passes only while holding the Lease; None: always (one replica).
+    pub leader_election: Option<LeaderElection>,
 }
+
+/// Leader election settings (see [`crate::leader`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElection {
+    /// The Lease's namespace; None: the client's default namespace.
+    pub namespace: Option<String>,
+    /// This replica's `holderIdentity`.
+    pub identity: String,
+}
+
+/// How soon to look again while a rollout is under way (a node becoming NORMAL is seen by
+/// asking its server, not by a watch).
+const ROLLOUT_POLL: Duration = Duration::from_secs(5);
 
 /// Which optional APIs the server serves (a CRD-only test apiserver serves neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +106,8 @@ pub struct ServedApis {
 struct LastPass {
     inputs: Option<Inputs>,
     at: Option<Instant>,
+    /// The last pass's rollout had something left to do or to watch.
+    rollout_pending: bool,
 }
 
 /// What a pass depends on, apart from the servers' answers.
@@ -179,8 +206,60 @@ where
     }
 }
 
-/// Run the controller until SIGTERM/SIGINT.
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// Run the controller until SIGTERM/SIGINT; with leader election, first wait to hold the
+/// Lease (a standby stops cleanly on a signal too), and return [`Error::LeaderLost`] when it
+/// is lost.
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
+    let Some(le) = opts.leader_election.clone() else {
+        return run_controller(client, opts).await;
+    };
+    let namespace = le
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let config = leader::Config::new(namespace.clone(), le.identity.clone());
+    let api = Api::namespaced(client.clone(), &namespace);
+    tracing::info!(lease = %config.name, %namespace, identity = %config.identity,
+        "leader election: waiting to hold the lease");
+    let mut leadership = tokio::select! {
+        l = leader::acquire(api, config) => l,
+        () = shutdown_signal() => {
+            tracing::info!("stopped while standing by");
+            return Ok(());
+        }
+    };
+    tokio::select! {
+        res = run_controller(client, opts) => {
+            leadership.release().await;
+            res
+        }
+        why = leadership.lost() => {
+            tracing::error!(reason = %why, "leadership lost; stopping");
+            Err(Error::LeaderLost(why))
+        }
+    }
+}
+
+async fn run_controller(client: Client, opts: Options) -> Result<(), Error> {
     let served = probe_served(&client, opts.namespace.as_deref()).await;
     if !served.nodes && opts.node_file.is_none() {
         tracing::warn!("no Nodes API and no --nodes file: every placement will be NodeNotFound");
@@ -254,6 +333,9 @@ async fn reconcile(peer: Arc<FailoverPeer>, ctx: Arc<Ctx>) -> Result<Action, Err
     let span = tracing::info_span!("reconcile", peer = %peer.name_any(),
         namespace = %peer.namespace().unwrap_or_default());
     pass(&ctx).instrument(span).await?;
+    if ctx.last.lock().await.rollout_pending {
+        return Ok(Action::requeue(ROLLOUT_POLL.min(ctx.opts.resync)));
+    }
     Ok(Action::requeue(ctx.opts.resync))
 }
 
@@ -307,23 +389,121 @@ fn version<K: Resource<DynamicType = ()>>(k: &K) -> (String, String, String, Str
     )
 }
 
-async fn owned_versions(ctx: &Ctx) -> Result<BTreeSet<(String, String, String, String)>, Error> {
+/// The objects the operator applied (by its label), as they are now.
+#[derive(Debug, Default)]
+struct Live {
+    /// (namespace, name, resourceVersion) of the ConfigMaps.
+    config_maps: Vec<(String, String, String)>,
+    stateful_sets: Vec<StatefulSet>,
+}
+
+impl Live {
+    fn versions(&self) -> BTreeSet<(String, String, String, String)> {
+        let cms = self.config_maps.iter().map(|(ns, name, rv)| {
+            (
+                "ConfigMap".to_string(),
+                ns.clone(),
+                name.clone(),
+                rv.clone(),
+            )
+        });
+        cms.chain(self.stateful_sets.iter().map(version)).collect()
+    }
+
+    fn stateful_set(&self, namespace: &str, name: &str) -> Option<&StatefulSet> {
+        self.stateful_sets
+            .iter()
+            .find(|s| s.namespace().as_deref() == Some(namespace) && s.name_any() == name)
+    }
+}
+
+async fn live_objects(ctx: &Ctx) -> Result<Live, Error> {
     let ns = ctx.opts.namespace.as_deref();
     let lp = ListParams::default().labels(MANAGED_BY);
-    let mut out = BTreeSet::new();
+    let mut out = Live::default();
     if ctx.served.config_maps {
         let list = scoped::<ConfigMap>(&ctx.client, ns)
             .list_metadata(&lp)
             .await?;
-        out.extend(list.items.iter().map(version));
+        out.config_maps = list
+            .items
+            .iter()
+            .map(|m| {
+                (
+                    m.namespace().unwrap_or_default(),
+                    m.name_any(),
+                    m.resource_version().unwrap_or_default(),
+                )
+            })
+            .collect();
     }
     if ctx.served.stateful_sets {
-        let list = scoped::<StatefulSet>(&ctx.client, ns)
-            .list_metadata(&lp)
-            .await?;
-        out.extend(list.items.iter().map(version));
+        // Whole objects: the rollout needs their annotations, status and pod template.
+        out.stateful_sets = scoped::<StatefulSet>(&ctx.client, ns)
+            .list(&lp)
+            .await?
+            .items;
     }
     Ok(out)
+}
+
+/// The (namespace, name) of the live objects to delete: those of nodes that host no
+/// relationship any more. Nothing is pruned in a namespace where a FailoverPeer could not be
+/// rendered: an invalid edit (or a node missing from the node list for a moment) must not
+/// take a serving node down; its objects stay as they were until the spec is valid again.
+fn prunable<'a>(
+    rendered: &Rendered,
+    live: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<(&'a str, &'a str)> {
+    let wanted: BTreeSet<(&str, String)> = rendered
+        .nodes
+        .iter()
+        .map(|n| (n.namespace.as_str(), crate::render::object_name(&n.node)))
+        .collect();
+    let held: BTreeSet<&str> = rendered
+        .errors
+        .iter()
+        .filter(|e| e.kind == CrKind::FailoverPeer)
+        .map(|e| e.namespace.as_str())
+        .collect();
+    live.filter(|(ns, name)| !held.contains(ns) && !wanted.contains(&(*ns, (*name).to_string())))
+        .collect()
+}
+
+/// Delete the objects of nodes that host no relationship any more (see [`prunable`]);
+/// failures are logged.
+async fn prune(ctx: &Ctx, rendered: &Rendered, live: &Live) {
+    let sts = live.stateful_sets.iter().map(|s| {
+        (
+            s.metadata.namespace.as_deref().unwrap_or_default(),
+            s.metadata.name.as_deref().unwrap_or_default(),
+        )
+    });
+    for (ns, name) in prunable(rendered, sts) {
+        delete::<StatefulSet>(ctx, ns, name, "StatefulSet").await;
+    }
+    let cms = live
+        .config_maps
+        .iter()
+        .map(|(ns, name, _)| (ns.as_str(), name.as_str()));
+    for (ns, name) in prunable(rendered, cms) {
+        delete::<ConfigMap>(ctx, ns, name, "ConfigMap").await;
+    }
+}
+
+async fn delete<K>(ctx: &Ctx, namespace: &str, name: &str, kind: &str)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => tracing::info!(%namespace, %name, "pruned {kind}: its node hosts no relationship"),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => tracing::warn!(%namespace, %name, error = %e, "pruning {kind} failed"),
+    }
 }
 
 /// One pass over the whole world.
@@ -339,12 +519,19 @@ async fn pass(ctx: &Ctx) -> Result<(), Error> {
         .await?
         .items;
     let nodes = node_facts(ctx).await?;
+    let live = live_objects(ctx).await?;
     let inputs = Inputs {
         generations: peers.iter().map(key).chain(pools.iter().map(key)).collect(),
         nodes: nodes.clone(),
-        owned: owned_versions(ctx).await?,
+        owned: live.versions(),
     };
-    let fresh = last.at.is_some_and(|t| t.elapsed() < ctx.opts.resync / 2);
+    // While a rollout is under way the servers' answers matter too: look again sooner.
+    let gap = if last.rollout_pending {
+        (ROLLOUT_POLL / 2).min(ctx.opts.resync / 2)
+    } else {
+        ctx.opts.resync / 2
+    };
+    let fresh = last.at.is_some_and(|t| t.elapsed() < gap);
     if fresh && last.inputs.as_ref() == Some(&inputs) {
         tracing::debug!("inputs unchanged since the last pass; skipped");
         return Ok(());
@@ -353,12 +540,39 @@ async fn pass(ctx: &Ctx) -> Result<(), Error> {
     for e in &rendered.errors {
         tracing::info!(error = %e, "invalid spec");
     }
-    apply_objects(ctx, &rendered).await;
     let views = fetch_views(ctx, &rendered).await;
-    let now = Utc::now();
     let port = ctx.opts.settings.http_port;
+    // The rollout is planned only where StatefulSets are applied.
+    let plan = ctx.served.stateful_sets.then(|| {
+        let live_nodes: Vec<LiveNode> = live
+            .stateful_sets
+            .iter()
+            .filter_map(LiveNode::from_stateful_set)
+            .collect();
+        rollout::plan(&rendered, &live_nodes, &views, port)
+    });
+    apply_objects(ctx, &rendered, plan.as_ref(), &live).await;
+    prune(ctx, &rendered, &live).await;
+    let now = Utc::now();
     for peer in &peers {
-        let status = render_peer_status(peer, &rendered, &views, port, now);
+        let mut status = render_peer_status(peer, &rendered, &views, port, now);
+        let placement = rendered.placements.iter().find(|p| {
+            Some(&p.namespace) == peer.metadata.namespace.as_ref() && p.name == peer.name_any()
+        });
+        let invalid = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == crate::api::condition::INVALID_SPEC && c.status == "True");
+        if let (Some(plan), Some(placement), false) = (&plan, placement, invalid) {
+            let previous = peer.status.as_ref().map(|s| s.conditions.as_slice());
+            status.conditions.push(rollout::peer_condition(
+                previous.unwrap_or_default(),
+                plan,
+                placement,
+                peer.metadata.generation,
+                now,
+            ));
+        }
         let old = peer.status.as_ref().map(|s| s.conditions.as_slice());
         let events = status_events(old.unwrap_or_default(), &status.conditions);
         apply_status(&ctx.client, peer, &status).await?;
@@ -373,6 +587,7 @@ async fn pass(ctx: &Ctx) -> Result<(), Error> {
     }
     last.inputs = Some(inputs);
     last.at = Some(Instant::now());
+    last.rollout_pending = plan.as_ref().is_some_and(Plan::pending);
     tracing::info!(
         peers = peers.len(),
         pools = pools.len(),
@@ -461,24 +676,28 @@ fn typed<T: Serialize>(obj: &T, api_version: &str, kind: &str) -> Result<Value, 
     Ok(v)
 }
 
-/// Server-side apply of every node's ConfigMap and StatefulSet, when the API serves them.
-/// Failures are logged; the status pass still runs.
-async fn apply_objects(ctx: &Ctx, rendered: &Rendered) {
+/// Server-side apply of every node's ConfigMap (always) and StatefulSet (as the rollout
+/// plan says), when the API serves them. Failures are logged; the status pass still runs.
+async fn apply_objects(ctx: &Ctx, rendered: &Rendered, plan: Option<&Plan>, live: &Live) {
     for n in &rendered.nodes {
         if ctx.served.config_maps {
             apply_one(ctx, &n.namespace, &n.node, &n.config_map, "v1", "ConfigMap").await;
         }
-        if ctx.served.stateful_sets {
-            apply_one(
-                ctx,
-                &n.namespace,
-                &n.node,
-                &n.stateful_set,
-                "apps/v1",
-                "StatefulSet",
-            )
-            .await;
+        let Some(step) = plan.and_then(|p| p.node(&n.namespace, &n.node)) else {
+            continue;
+        };
+        match &step.step {
+            rollout::Step::Wait(w) => {
+                tracing::info!(node = %n.node, "keeps its pod template for now: it {w}");
+            }
+            rollout::Step::Update(why) => {
+                tracing::info!(node = %n.node, ?why, "applying the new pod template");
+            }
+            rollout::Step::Create | rollout::Step::Current => {}
         }
+        let current = live.stateful_set(&n.namespace, &n.stateful_set.name_any());
+        let sts = rollout::stateful_set_to_apply(&n.stateful_set, current, step);
+        apply_one(ctx, &n.namespace, &n.node, &sts, "apps/v1", "StatefulSet").await;
     }
 }
 
@@ -684,14 +903,36 @@ mod tests {
             (uri.query().unwrap_or_default().to_string(), body)
         }
 
-        fn ctx(client: Client, served: ServedApis) -> Ctx {
+        /// The example nodes on loopback addresses (127.0.0.11 ...), so status requests
+        /// never leave the machine.
+        fn loopback_nodes() -> Vec<NodeFacts> {
             let nodes = crate::input::nodes_from_yaml(
                 "nodes.facts.yaml",
                 include_str!("../../examples/nodes.facts.yaml"),
-            );
+            )
+            .unwrap_or_default();
+            nodes
+                .into_iter()
+                .map(|mut n| {
+                    n.internal_ip = n.internal_ip.map(|a| {
+                        let [_, _, _, last] = a.octets();
+                        Ipv4Addr::new(127, 0, 0, last)
+                    });
+                    n
+                })
+                .collect()
+        }
+
+        fn ctx(client: Client, served: ServedApis) -> Ctx {
+            // Nothing listens there: the status requests fail fast.
+            ctx_with(client, served, 9, "ghcr.io/dhcpair/dhcpair:latest")
+        }
+
+        fn ctx_with(client: Client, served: ServedApis, http_port: u16, image: &str) -> Ctx {
+            let nodes = Some(loopback_nodes());
             let settings = Settings {
-                // Nothing listens there: the status requests fail fast.
-                http_port: 9,
+                http_port,
+                default_image: image.to_string(),
                 ..Settings::default()
             };
             Ctx {
@@ -707,9 +948,10 @@ mod tests {
                 opts: Options {
                     settings,
                     namespace: None,
-                    node_file: nodes.ok(),
-                    status_timeout: Duration::from_millis(50),
+                    node_file: nodes,
+                    status_timeout: Duration::from_secs(2),
                     resync: Duration::from_secs(30),
+                    leader_election: None,
                 },
                 served,
                 last: Mutex::new(LastPass::default()),
@@ -856,6 +1098,332 @@ mod tests {
             };
             let (res, ()) = tokio::join!(pass(&ctx), server);
             assert!(res.is_ok(), "{res:?}");
+        }
+
+        const SERVED: ServedApis = ServedApis {
+            nodes: false,
+            config_maps: true,
+            stateful_sets: true,
+        };
+
+        fn typed_examples() -> (Vec<FailoverPeer>, Vec<Pool>) {
+            fn de<T: serde::de::DeserializeOwned>(kind: &str) -> Vec<T> {
+                example(kind)
+                    .into_iter()
+                    .filter_map(|v| serde_json::from_value(v).ok())
+                    .collect()
+            }
+            (de("FailoverPeer"), de("Pool"))
+        }
+
+        /// What render makes of the example with this image and port.
+        fn rendered_with(image: &str, http_port: u16) -> Rendered {
+            let (peers, pools) = typed_examples();
+            let settings = Settings {
+                http_port,
+                default_image: image.to_string(),
+                ..Settings::default()
+            };
+            render(&peers, &pools, &loopback_nodes(), &settings)
+        }
+
+        /// The example's StatefulSets as the API server would list them: applied with
+        /// `image`, rolled out and ready.
+        fn live_stateful_sets(image: &str, http_port: u16) -> Vec<Value> {
+            rendered_with(image, http_port)
+                .nodes
+                .iter()
+                .map(|n| {
+                    let mut v = serde_json::to_value(&n.stateful_set).unwrap_or_default();
+                    v["apiVersion"] = json!("apps/v1");
+                    v["kind"] = json!("StatefulSet");
+                    v["metadata"]["resourceVersion"] = json!("10");
+                    v["metadata"]["generation"] = json!(1);
+                    v["status"] = json!({"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1,
+                        "currentRevision": "r1", "updateRevision": "r1", "observedGeneration": 1});
+                    v
+                })
+                .collect()
+        }
+
+        fn metadata_list(items: Vec<Value>) -> Value {
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+                   "metadata": {"resourceVersion": "1"}, "items": items})
+        }
+
+        fn object_list(kind: &str, items: Vec<Value>) -> Value {
+            json!({"apiVersion": "v1", "kind": format!("{kind}List"),
+                   "metadata": {"resourceVersion": "1"}, "items": items})
+        }
+
+        /// Stand-in servers answering `/v1/status` on 127.0.0.11 (lan's primary) and
+        /// 127.0.0.12 (its secondary) on one port, both NORMAL. The caller aborts the tasks.
+        async fn normal_servers() -> (u16, Vec<tokio::task::JoinHandle<()>>) {
+            use tokio::net::TcpListener;
+            for _ in 0..20 {
+                let Ok(a) = TcpListener::bind("127.0.0.11:0").await else {
+                    continue;
+                };
+                let Ok(port) = a.local_addr().map(|x| x.port()) else {
+                    continue;
+                };
+                let Ok(b) = TcpListener::bind(("127.0.0.12", port)).await else {
+                    continue;
+                };
+                let tasks = [(a, "primary"), (b, "secondary")]
+                    .into_iter()
+                    .map(|(l, role)| tokio::spawn(serve_normal(l, role)))
+                    .collect();
+                return (port, tasks);
+            }
+            panic!("no free port on 127.0.0.11 and 127.0.0.12");
+        }
+
+        async fn serve_normal(l: tokio::net::TcpListener, role: &'static str) {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let body = json!({"pools": [], "failover": [{"name": "lan", "role": role,
+                "myState": "NORMAL", "partnerState": "NORMAL", "connected": true,
+                "secondsSinceContact": 1}]})
+            .to_string();
+            // Bounded: a pass asks each server once.
+            for _ in 0..8 {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 512];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 4096 {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let resp = format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        }
+
+        fn annotation(v: &Value, key: &str) -> Option<String> {
+            v["metadata"]["annotations"][key].as_str().map(String::from)
+        }
+
+        fn image_of(v: &Value) -> Option<String> {
+            v["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .map(String::from)
+        }
+
+        #[tokio::test]
+        async fn an_image_change_updates_only_the_first_nodes_stateful_set_while_the_second_waits()
+        {
+            let (port, servers) = normal_servers().await;
+            let (svc, mut h) = mock::pair::<Request<Body>, Response<Body>>();
+            let ctx = ctx_with(Client::new(svc, "default"), SERVED, port, "img:2");
+            let new_hash = rendered_with("img:2", port).nodes[0]
+                .stateful_set
+                .annotations()
+                .get(rollout::TEMPLATE_HASH)
+                .cloned();
+            let server = async move {
+                let (peers, pools) = (example("FailoverPeer"), example("Pool"));
+                let live = live_stateful_sets("img:1", port);
+                let old_hash = annotation(&live[1], rollout::TEMPLATE_HASH);
+                let base = "/apis/dhcpair.io/v1alpha1";
+                let fps = list("FailoverPeer", peers.clone());
+                expect(&mut h, "GET", &format!("{base}/failoverpeers"), fps).await;
+                let pls = list("Pool", pools.clone());
+                expect(&mut h, "GET", &format!("{base}/pools"), pls).await;
+                let cms = ["node-a", "node-b"]
+                    .iter()
+                    .map(|n| {
+                        json!({"metadata": {"name": format!("dhcpair-{n}"),
+                        "namespace": "dhcp", "resourceVersion": "9"}})
+                    })
+                    .collect();
+                expect(&mut h, "GET", "/api/v1/configmaps", metadata_list(cms)).await;
+                let (q, _) = expect(
+                    &mut h,
+                    "GET",
+                    "/apis/apps/v1/statefulsets",
+                    object_list("StatefulSet", live),
+                )
+                .await;
+                assert!(q.contains("labelSelector="), "{q}");
+                let cm_path = |n: &str| format!("/api/v1/namespaces/dhcp/configmaps/dhcpair-{n}");
+                let sts_path =
+                    |n: &str| format!("/apis/apps/v1/namespaces/dhcp/statefulsets/dhcpair-{n}");
+                // node-a: its turn; the new template, marked as the step in flight.
+                let (_, cm) = expect(&mut h, "PATCH", &cm_path("node-a"), Value::Null).await;
+                assert_eq!(cm["kind"], "ConfigMap");
+                let (_, a) = expect(&mut h, "PATCH", &sts_path("node-a"), Value::Null).await;
+                assert_eq!(image_of(&a).as_deref(), Some("img:2"));
+                assert_eq!(annotation(&a, rollout::TEMPLATE_HASH), new_hash);
+                assert_eq!(annotation(&a, rollout::ROLLOUT_STEP), new_hash);
+                // node-b: its ConfigMap is applied, its pod template is kept.
+                let (_, cm) = expect(&mut h, "PATCH", &cm_path("node-b"), Value::Null).await;
+                assert_eq!(cm["kind"], "ConfigMap");
+                let (_, b) = expect(&mut h, "PATCH", &sts_path("node-b"), Value::Null).await;
+                assert_eq!(image_of(&b).as_deref(), Some("img:1"));
+                assert_eq!(annotation(&b, rollout::TEMPLATE_HASH), old_hash);
+                assert_eq!(annotation(&b, rollout::ROLLOUT_STEP), None);
+                // No DELETE: both nodes still host lan. The status says who waits.
+                let (_, st) = expect(
+                    &mut h,
+                    "PATCH",
+                    &format!("{base}/namespaces/dhcp/failoverpeers/lan/status"),
+                    peers[0].clone(),
+                )
+                .await;
+                let conds = st["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let rolled = conds.iter().find(|c| c["type"] == "RolledOut").cloned();
+                let rolled = rolled.unwrap_or_default();
+                assert_eq!(rolled["status"], "False");
+                assert_eq!(rolled["reason"], "RolloutWaiting");
+                let msg = rolled["message"].as_str().unwrap_or_default().to_string();
+                assert!(
+                    msg.contains("node node-b waits: node node-a is updated first"),
+                    "{msg}"
+                );
+                let ready = conds.iter().find(|c| c["type"] == "Ready").cloned();
+                assert_eq!(ready.unwrap_or_default()["status"], "True");
+                let events = "/apis/events.k8s.io/v1/namespaces/dhcp/events";
+                let mut reasons = Vec::new();
+                for _ in 0..2 {
+                    let (_, ev) = expect(&mut h, "POST", events, Value::Null).await;
+                    reasons.push(ev["reason"].as_str().unwrap_or_default().to_string());
+                }
+                assert_eq!(reasons, ["AllNormal", "RolloutWaiting"]);
+                expect(
+                    &mut h,
+                    "PATCH",
+                    &format!("{base}/namespaces/dhcp/pools/lan-192-0-2/status"),
+                    pools[0].clone(),
+                )
+                .await;
+                let (_, ev) = expect(&mut h, "POST", events, Value::Null).await;
+                assert_eq!(ev["reason"], "AllNormal");
+            };
+            let (res, ()) = tokio::join!(pass(&ctx), server);
+            servers.iter().for_each(|t| t.abort());
+            assert!(res.is_ok(), "{res:?}");
+            assert!(ctx.last.lock().await.rollout_pending);
+        }
+
+        #[tokio::test]
+        async fn the_objects_of_a_node_that_hosts_no_relationship_are_deleted() {
+            let (svc, mut h) = mock::pair::<Request<Body>, Response<Body>>();
+            let ctx = ctx(Client::new(svc, "default"), SERVED);
+            let server = async move {
+                let base = "/apis/dhcpair.io/v1alpha1";
+                let fps = list("FailoverPeer", example("FailoverPeer"));
+                expect(&mut h, "GET", &format!("{base}/failoverpeers"), fps).await;
+                let pls = list("Pool", example("Pool"));
+                expect(&mut h, "GET", &format!("{base}/pools"), pls).await;
+                // node-c hosted a relationship once; lan moved away from it.
+                let stale = json!({"metadata": {"name": "dhcpair-node-c", "namespace": "dhcp",
+                    "resourceVersion": "3", "labels": {"dhcpair.io/node": "node-c"}}});
+                let cms = metadata_list(vec![stale.clone()]);
+                expect(&mut h, "GET", "/api/v1/configmaps", cms).await;
+                let mut sts = stale.clone();
+                sts["spec"] = json!({"selector": {}, "serviceName": "dhcpair-node-c",
+                    "template": {"spec": {"containers": []}}});
+                let stss = object_list("StatefulSet", vec![sts]);
+                expect(&mut h, "GET", "/apis/apps/v1/statefulsets", stss).await;
+                for node in ["node-a", "node-b"] {
+                    let cm = format!("/api/v1/namespaces/dhcp/configmaps/dhcpair-{node}");
+                    expect(&mut h, "PATCH", &cm, Value::Null).await;
+                    let sts = format!("/apis/apps/v1/namespaces/dhcp/statefulsets/dhcpair-{node}");
+                    let (_, body) = expect(&mut h, "PATCH", &sts, Value::Null).await;
+                    // Brand new: created with the rendered template, no rollout step.
+                    assert_eq!(annotation(&body, rollout::ROLLOUT_STEP), None);
+                }
+                let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Success",
+                    "metadata": {}});
+                let (_, del) = expect(
+                    &mut h,
+                    "DELETE",
+                    "/apis/apps/v1/namespaces/dhcp/statefulsets/dhcpair-node-c",
+                    gone.clone(),
+                )
+                .await;
+                // The pod goes with it (garbage collection in the background).
+                assert_eq!(del["propagationPolicy"], "Background");
+                expect(
+                    &mut h,
+                    "DELETE",
+                    "/api/v1/namespaces/dhcp/configmaps/dhcpair-node-c",
+                    gone,
+                )
+                .await;
+                let peer = example("FailoverPeer")[0].clone();
+                let (_, st) = expect(
+                    &mut h,
+                    "PATCH",
+                    &format!("{base}/namespaces/dhcp/failoverpeers/lan/status"),
+                    peer,
+                )
+                .await;
+                let conds = st["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                assert!(
+                    conds
+                        .iter()
+                        .any(|c| c["type"] == "RolledOut" && c["reason"] == "RolloutInProgress"),
+                    "{conds:?}"
+                );
+                let pool = example("Pool")[0].clone();
+                expect(
+                    &mut h,
+                    "PATCH",
+                    &format!("{base}/namespaces/dhcp/pools/lan-192-0-2/status"),
+                    pool,
+                )
+                .await;
+            };
+            let (res, ()) = tokio::join!(pass(&ctx), server);
+            assert!(res.is_ok(), "{res:?}");
+        }
+
+        #[test]
+        fn nothing_is_pruned_in_a_namespace_with_an_invalid_failover_peer() {
+            let r = rendered_with("img:1", 9167);
+            let live = [
+                ("dhcp", "dhcpair-node-a"),
+                ("dhcp", "dhcpair-node-c"),
+                ("other", "dhcpair-node-d"),
+            ];
+            let doomed = prunable(&r, live.iter().copied());
+            assert_eq!(
+                doomed,
+                [("dhcp", "dhcpair-node-c"), ("other", "dhcpair-node-d")]
+            );
+            let mut bad = r.clone();
+            bad.errors.push(crate::render::CrError {
+                kind: CrKind::FailoverPeer,
+                namespace: "dhcp".into(),
+                name: "lan2".into(),
+                error: crate::render::SpecError::SplitAndHba,
+            });
+            let doomed = prunable(&bad, live.iter().copied());
+            assert_eq!(doomed, [("other", "dhcpair-node-d")]);
+            // An invalid Pool does not hold pruning back.
+            let mut pool_bad = r;
+            pool_bad.errors.push(crate::render::CrError {
+                kind: CrKind::Pool,
+                namespace: "dhcp".into(),
+                name: "p".into(),
+                error: crate::render::SpecError::SplitAndHba,
+            });
+            assert_eq!(prunable(&pool_bad, live.iter().copied()).len(), 2);
         }
     }
 }

@@ -46,6 +46,14 @@ enum Command {
         /// Seconds between status refreshes when nothing changes.
         #[arg(long, default_value_t = 30)]
         resync_seconds: u64,
+        /// Reconcile only while holding the coordination.k8s.io Lease "dhcpair-operator"
+        /// (several replicas: one leads, the others stand by); identity POD_NAME or hostname.
+        #[arg(long, env = "DHCPAIR_LEADER_ELECTION",
+              value_parser = clap::builder::FalseyValueParser::new())]
+        leader_election: bool,
+        /// The Lease's namespace (default: the kubeconfig's or the pod's namespace).
+        #[arg(long, env = "POD_NAMESPACE")]
+        leader_election_namespace: Option<String>,
     },
     /// Print the ConfigMaps and StatefulSets the operator would apply for CR files and node
     /// facts (a YAML list of {name, internalIP, labels}); errors of CRs go to stderr and make
@@ -78,6 +86,8 @@ fn main() -> ExitCode {
             namespace,
             status_timeout_ms,
             resync_seconds,
+            leader_election,
+            leader_election_namespace,
         } => run(RunArgs {
             nodes,
             image,
@@ -85,6 +95,8 @@ fn main() -> ExitCode {
             namespace,
             status_timeout_ms,
             resync_seconds,
+            leader_election,
+            leader_election_namespace,
         }),
     };
     match result {
@@ -114,6 +126,8 @@ struct RunArgs {
     namespace: String,
     status_timeout_ms: u64,
     resync_seconds: u64,
+    leader_election: bool,
+    leader_election_namespace: Option<String>,
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -139,12 +153,24 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(i) = args.image {
         settings.default_image = i;
     }
+    let leader_election = if args.leader_election {
+        let identity = dhcpair_operator::leader::identity().ok_or_else(|| {
+            anyhow::anyhow!("--leader-election needs an identity: set POD_NAME (or a hostname)")
+        })?;
+        Some(controller::LeaderElection {
+            namespace: args.leader_election_namespace.filter(|n| !n.is_empty()),
+            identity,
+        })
+    } else {
+        None
+    };
     let opts = controller::Options {
         settings,
         namespace: Some(args.namespace).filter(|n| !n.is_empty()),
         node_file,
         status_timeout: std::time::Duration::from_millis(args.status_timeout_ms),
         resync: std::time::Duration::from_secs(args.resync_seconds.max(1)),
+        leader_election,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -433,7 +433,7 @@ pub fn render(
             .unwrap_or_default();
         let owners: Vec<OwnerReference> = on_node.iter().filter_map(|(r, _)| owner(r.cr)).collect();
         let config_map = render_config_map(node, &namespace, &owners, text);
-        let stateful_set = render_stateful_set(node, &namespace, &owners, &config, &pod, settings);
+        let stateful_set = render_stateful_set(node, &namespace, &owners, &pod, settings);
         out.nodes.push(NodeServer {
             node: node.clone(),
             namespace,
@@ -894,7 +894,6 @@ fn render_stateful_set(
     node: &str,
     namespace: &str,
     owners: &[OwnerReference],
-    config: &RawConfig,
     pod: &PodSettings,
     settings: &Settings,
 ) -> StatefulSet {
@@ -903,7 +902,9 @@ fn render_stateful_set(
         ("app.kubernetes.io/name".to_string(), "dhcpair".to_string()),
         ("dhcpair.io/node".to_string(), node.to_string()),
     ]);
-    let mut ports = vec![
+    // Only the ports every server has: the failover ports come from the config (a relationship
+    // added or removed must not change the pod template, which would restart the server).
+    let ports = vec![
         ContainerPort {
             name: Some("http".to_string()),
             container_port: i32::from(settings.http_port),
@@ -917,19 +918,6 @@ fn render_stateful_set(
             ..Default::default()
         },
     ];
-    let failover_ports: BTreeSet<u16> = config
-        .peers
-        .iter()
-        .map(|p| p.port.unwrap_or(DEFAULT_FAILOVER_PORT))
-        .collect();
-    for port in failover_ports {
-        ports.push(ContainerPort {
-            name: Some(format!("failover-{port}")),
-            container_port: i32::from(port),
-            protocol: Some("TCP".to_string()),
-            ..Default::default()
-        });
-    }
     let probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_string()),
@@ -1010,6 +998,9 @@ fn render_stateful_set(
             "serve".to_string(),
             "--config".to_string(),
             format!("{CONFIG_DIR}/{CONFIG_KEY}"),
+            // Pools, options and reservations reload in place; a relationship added to or
+            // removed from this node needs a restart, which the kubelet then does.
+            "--restart-on-change".to_string(),
         ]),
         ports: Some(ports),
         readiness_probe: Some(probe("/readyz", 5)),
@@ -1061,8 +1052,51 @@ fn render_stateful_set(
         }]),
         ..Default::default()
     };
+    let template = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(node)),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            host_network: Some(true),
+            dns_policy: Some("ClusterFirstWithHostNet".to_string()),
+            // The servers never talk to the API server.
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            termination_grace_period_seconds: Some(30),
+            node_selector: pod.node_selector.clone(),
+            affinity: Some(Affinity {
+                node_affinity: Some(NodeAffinity {
+                    required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                        node_selector_terms: vec![pin],
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            tolerations: (!pod.tolerations.is_empty()).then(|| pod.tolerations.clone()),
+            security_context: Some(PodSecurityContext {
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_string(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            init_containers: (!init_containers.is_empty()).then_some(init_containers),
+            containers: vec![server],
+            volumes: Some(volumes),
+            ..Default::default()
+        }),
+    };
+    let mut metadata = meta(node, namespace, owners);
+    // The hash of the pod template rides on the StatefulSet (not on the pod, which it would
+    // restart): it is how the rollout tells which template a node runs (crate::rollout).
+    metadata.annotations = Some(BTreeMap::from([(
+        crate::rollout::TEMPLATE_HASH.to_string(),
+        crate::rollout::template_hash(&template),
+    )]));
     StatefulSet {
-        metadata: meta(node, namespace, owners),
+        metadata,
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
             service_name: Some(name),
@@ -1070,45 +1104,11 @@ fn render_stateful_set(
                 match_labels: Some(selector),
                 ..Default::default()
             },
+            // Parallel: a pod that never became ready (a bad image) is replaced when the
+            // template is fixed; OrderedReady would wait for it forever (kubernetes#67250).
+            pod_management_policy: Some("Parallel".to_string()),
             volume_claim_templates: claims,
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(node)),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    host_network: Some(true),
-                    dns_policy: Some("ClusterFirstWithHostNet".to_string()),
-                    // The servers never talk to the API server.
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    termination_grace_period_seconds: Some(30),
-                    node_selector: pod.node_selector.clone(),
-                    affinity: Some(Affinity {
-                        node_affinity: Some(NodeAffinity {
-                            required_during_scheduling_ignored_during_execution: Some(
-                                NodeSelector {
-                                    node_selector_terms: vec![pin],
-                                },
-                            ),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    tolerations: (!pod.tolerations.is_empty()).then(|| pod.tolerations.clone()),
-                    security_context: Some(PodSecurityContext {
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".to_string(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    init_containers: (!init_containers.is_empty()).then_some(init_containers),
-                    containers: vec![server],
-                    volumes: Some(volumes),
-                    ..Default::default()
-                }),
-            },
+            template,
             ..Default::default()
         }),
         ..Default::default()

@@ -153,7 +153,7 @@ fn invalid_conditions(
 }
 
 /// Whether both servers of a relationship report NORMAL; otherwise why not.
-fn relationship_health(
+pub(crate) fn relationship_health(
     placement: &Placement,
     views: &ServerViews,
     http_port: u16,
@@ -176,7 +176,7 @@ fn relationship_health(
                 side.node,
                 placement.name
             )),
-            Some(v) if v.my_state != NORMAL => problems.push(format!(
+            Some(v) if !v.my_state.eq_ignore_ascii_case(NORMAL) => problems.push(format!(
                 "{} on node {}: state {} (partner {})",
                 role.as_str(),
                 side.node,
@@ -241,8 +241,8 @@ pub fn render_peer_status(
             pod: Some(format!("{}-0", object_name(&side.node))),
             node: Some(side.node.clone()),
             address: Some(side.address.to_string()),
-            state: view.map(|v| v.my_state.clone()),
-            partner_state: view.map(|v| v.partner_state.clone()),
+            state: view.map(|v| v.my_state.to_ascii_uppercase()),
+            partner_state: view.map(|v| v.partner_state.to_ascii_uppercase()),
             last_contact: view
                 .and_then(|v| v.seconds_since_contact)
                 .and_then(|s| i64::try_from(s).ok())
@@ -400,7 +400,8 @@ pub struct StatusEvent {
     pub warning: bool,
     pub reason: String,
     pub note: String,
-    /// What the operator did: `Render` (spec checked) or `Observe` (servers asked).
+    /// What the operator did: `Render` (spec checked), `Observe` (servers asked) or `Rollout`
+    /// (a pod template change applied node by node).
     pub action: &'static str,
 }
 
@@ -448,6 +449,27 @@ pub fn status_events(old: &[Condition], new: &[Condition]) -> Vec<StatusEvent> {
                 reason: n.reason.clone(),
                 note: n.message.clone(),
                 action: "Observe",
+            });
+        }
+    }
+    if let (Some(n), false) = (find(new, condition::ROLLED_OUT), invalid_now) {
+        let o = find(old, condition::ROLLED_OUT);
+        let was = |r: &str| o.as_ref().is_some_and(|o| o.reason == r);
+        let news = if n.status == "True" {
+            o.as_ref().is_some_and(|o| o.status != "True")
+        } else if n.reason == reason::ROLLOUT_WAITING {
+            !was(reason::ROLLOUT_WAITING)
+        } else {
+            // In progress: news when a rollout starts or moves on, not on the first status
+            // (a first install creates every StatefulSet).
+            o.is_some() && !was(&n.reason)
+        };
+        if news {
+            out.push(StatusEvent {
+                warning: false,
+                reason: n.reason.clone(),
+                note: n.message.clone(),
+                action: "Rollout",
             });
         }
     }
@@ -519,8 +541,9 @@ mod tests {
     fn both_servers_normal_make_peer_ready_and_pool_counts_come_from_primary() {
         let (peer, pool, out) = world();
         let mut views = ServerViews::new();
-        views.insert(Ipv4Addr::new(10, 0, 0, 11), view("primary", NORMAL, 40));
-        views.insert(Ipv4Addr::new(10, 0, 0, 12), view("secondary", NORMAL, 50));
+        // The servers spell states as ISC does ("normal"); the CR shows them upper-case.
+        views.insert(Ipv4Addr::new(10, 0, 0, 11), view("primary", "normal", 40));
+        views.insert(Ipv4Addr::new(10, 0, 0, 12), view("secondary", "normal", 50));
         let now = Utc::now();
         let s = render_peer_status(&peer, &out, &views, 9167, now);
         let ready = cond(&s.conditions, condition::READY).map(|c| c.status.as_str());
@@ -577,6 +600,56 @@ mod tests {
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert!(!ev[0].warning);
         assert_eq!(ev[0].reason, reason::RENDERED);
+    }
+
+    fn rolled_out(status: &str, reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: condition::ROLLED_OUT.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            observed_generation: Some(1),
+            last_transition_time: Time(Utc::now()),
+        }
+    }
+
+    #[test]
+    fn rollout_events_come_when_a_node_starts_waiting_moves_on_and_when_all_is_rolled_out() {
+        let creating = rolled_out("False", reason::ROLLOUT_IN_PROGRESS, "created");
+        let waiting = rolled_out("False", reason::ROLLOUT_WAITING, "node node-b waits");
+        let waiting2 = rolled_out("False", reason::ROLLOUT_WAITING, "node node-b waits more");
+        let updating = rolled_out("False", reason::ROLLOUT_IN_PROGRESS, "node node-b: applied");
+        let done = rolled_out("True", reason::UP_TO_DATE, "both");
+        let reasons = |old: &[Condition], new: &[Condition]| -> Vec<String> {
+            status_events(old, new)
+                .into_iter()
+                .inspect(|e| assert!(!e.warning && e.action == "Rollout"))
+                .map(|e| e.reason)
+                .collect()
+        };
+        assert!(reasons(&[], std::slice::from_ref(&creating)).is_empty());
+        assert!(reasons(&[], std::slice::from_ref(&done)).is_empty());
+        assert_eq!(
+            reasons(std::slice::from_ref(&done), std::slice::from_ref(&waiting)),
+            [reason::ROLLOUT_WAITING]
+        );
+        assert!(reasons(
+            std::slice::from_ref(&waiting),
+            std::slice::from_ref(&waiting2)
+        )
+        .is_empty());
+        assert_eq!(
+            reasons(
+                std::slice::from_ref(&waiting2),
+                std::slice::from_ref(&updating)
+            ),
+            [reason::ROLLOUT_IN_PROGRESS]
+        );
+        assert_eq!(
+            reasons(std::slice::from_ref(&updating), std::slice::from_ref(&done)),
+            [reason::UP_TO_DATE]
+        );
+        assert!(reasons(std::slice::from_ref(&done), std::slice::from_ref(&done)).is_empty());
     }
 
     #[test]

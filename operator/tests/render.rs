@@ -12,6 +12,7 @@ use dhcpair_config::{Config, Role};
 use dhcpair_operator::api::reason;
 use dhcpair_operator::input::{nodes_from_yaml, objects_yaml, Resources};
 use dhcpair_operator::render::{render, NodeFacts, Rendered, Settings, CONFIG_KEY};
+use dhcpair_operator::rollout::TEMPLATE_HASH;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -284,4 +285,65 @@ fn a_node_without_an_internal_ip_needs_an_explicit_address() {
     let out = render(&r.peers, &r.pools, &ns, &settings());
     assert_eq!(out.errors[0].error.reason(), reason::NODE_ADDRESS_UNKNOWN);
     assert!(out.nodes.is_empty());
+}
+
+fn shared_secondary() -> Resources {
+    resources(&std::fs::read_to_string(root().join("examples/shared-secondary.yaml")).unwrap())
+}
+
+fn by_node(r: &Resources) -> std::collections::BTreeMap<String, (String, String, String)> {
+    let out = render(&r.peers, &r.pools, &nodes(), &settings());
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    out.nodes
+        .iter()
+        .map(|n| {
+            let sts = &n.stateful_set;
+            let template = serde_json::to_string(&sts.spec.as_ref().unwrap().template).unwrap();
+            let hash = sts.metadata.annotations.as_ref().unwrap()[TEMPLATE_HASH].clone();
+            let config = n.config_map.data.as_ref().unwrap()[CONFIG_KEY].clone();
+            (n.node.clone(), (template, hash, config))
+        })
+        .collect()
+}
+
+#[test]
+fn a_relationship_or_pool_added_changed_or_removed_changes_only_config_maps() {
+    let full = by_node(&shared_secondary());
+    // site-2 (the relationship on its own port 847) removed from node-c.
+    let mut fewer = shared_secondary();
+    fewer
+        .peers
+        .retain(|p| p.metadata.name.as_deref() != Some("site-2"));
+    fewer.pools.retain(|p| p.spec.failover_peer_ref != "site-2");
+    let fewer = by_node(&fewer);
+    // A pool's range changed.
+    let mut changed = shared_secondary();
+    changed.pools[0].spec.ranges[0].end = "203.0.113.100".parse().unwrap();
+    let changed = by_node(&changed);
+    for (name, other, config_changes) in [
+        ("fewer", &fewer, &["node-c"][..]),
+        ("changed", &changed, &["node-a", "node-c"][..]),
+    ] {
+        for (node, (template, hash, config)) in other {
+            let (t, h, c) = &full[node];
+            assert_eq!((template, hash), (t, h), "{name}: pod template of {node}");
+            let changes = config_changes.contains(&node.as_str());
+            assert_eq!(config != c, changes, "{name}: config of {node}");
+        }
+    }
+    assert!(!fewer.contains_key("node-b"));
+}
+
+#[test]
+fn an_image_change_changes_the_template_hash_of_the_nodes_whose_settings_it_sets() {
+    let full = by_node(&shared_secondary());
+    let mut r = shared_secondary();
+    // site-1 sorts first on node-c, so its image is node-c's too.
+    r.peers[0].spec.image = Some("registry.example/dhcpair:next".to_string());
+    let next = by_node(&r);
+    for (node, changes) in [("node-a", true), ("node-b", false), ("node-c", true)] {
+        assert_eq!(next[node].1 != full[node].1, changes, "hash of {node}");
+        assert_eq!(next[node].0 != full[node].0, changes, "template of {node}");
+        assert_eq!(next[node].2, full[node].2, "config of {node}");
+    }
 }
