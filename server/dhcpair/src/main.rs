@@ -173,11 +173,10 @@ fn leases(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let snap = store.load()?;
     if json {
         let rows: Vec<_> = snap.leases.iter().map(lease_json).collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
+        return emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?));
     }
-    println!(
-        "{:<16} {:<10} {:<18} {:<12} {:<20} {:>12}",
+    let mut out = format!(
+        "{:<16} {:<10} {:<18} {:<12} {:<20} {:>12}\n",
         "IP", "STATE", "HARDWARE", "POOL", "HOSTNAME", "ENDS"
     );
     for l in &snap.leases {
@@ -186,15 +185,24 @@ fn leases(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         } else {
             l.ends.to_string()
         };
-        println!(
-            "{:<16} {:<10} {:<18} {:<12} {:<20} {:>12}",
+        out.push_str(&format!(
+            "{:<16} {:<10} {:<18} {:<12} {:<20} {:>12}\n",
             l.ip,
             l.state.as_str(),
             hex(&l.chaddr),
             l.pool,
             l.hostname.as_deref().unwrap_or("-"),
             ends
-        );
+        ));
     }
-    Ok(())
+    emit(&out)
+}
+
+/// Write to stdout; a reader that stopped early (`dhcpair leases | head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
