@@ -10,6 +10,7 @@ PKGS=(
   iproute2 procps psmisc sqlite3 ca-certificates curl build-essential pkg-config
   isc-dhcp-client udhcpc dhcpcd-base isc-dhcp-relay isc-dhcp-server
   kea-dhcp4-server kea-admin tshark
+  buildah debootstrap libcap2-bin
 )
 
 missing=()

@@ -32,8 +32,9 @@ cargo build --workspace --bins --locked
 step "tests (unit, property, store battery, e2e with real clients)"
 cargo nextest run --workspace --locked --no-fail-fast
 
-step "long simulation: 2,000 seeds per fault family, release build (about 2 minutes)"
+step "long simulation: 2,000 seeds per fault family, then 10,000 random seeds (release build)"
 DHCPAIR_SIM_SEEDS=2000 cargo test --release --locked -p dhcpair-sim
+cargo test --release --locked -p dhcpair-sim --test sim -- --ignored long_simulation
 
 step "Kubernetes: helm lint --strict, helm template | kubernetes-validate (tools cached in target/)"
 ./scripts/test-k8s.sh
@@ -41,9 +42,15 @@ step "Kubernetes: helm lint --strict, helm template | kubernetes-validate (tools
 step "Kubernetes: CRDs, example and bad CRs, and the controller against a real CRD API server"
 ./scripts/test-operator-apiserver.sh
 
+step "Kubernetes: the rendered example pair in two namespaces serves a dhclient; the controller writes NORMAL and pool counts into the CRs"
+./scripts/test-operator-e2e.sh
+
 step "benchmark smoke (the script must keep working; no timing is judged here)"
 cargo build --release --locked -p dhcpair -p bench-responder
 ./e2e/bench/run.sh --smoke
+
+step "image: buildah bud of the runtime stage, dhcpair --version inside it"
+./scripts/test-image.sh
 
 echo
 echo "all tests passed"
