@@ -396,15 +396,22 @@ impl EngineThread {
                 self.publish();
                 next_tick = now + tick;
             }
-            let (ready, wake_ready) =
-                match self.wait(next_tick.saturating_duration_since(Instant::now())) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        warn!(error = %e, "poll failed");
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    }
-                };
+            // An input queued while the last drain ran may have found `pending` already set
+            // and written no wake byte: look again at once instead of sleeping until the tick
+            // (a lost wake-up here held failover replies for up to a second).
+            let timeout = if self.pending.load(Ordering::Acquire) {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
+            let (ready, wake_ready) = match self.wait(timeout) {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(error = %e, "poll failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
             for idx in ready {
                 self.read_socket(idx);
             }
@@ -428,7 +435,11 @@ impl EngineThread {
             .map(|i| PollFd::new(i.socket.as_fd(), PollFlags::POLLIN))
             .collect();
         fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
-        let ms = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
+        let ms = if timeout.is_zero() {
+            0
+        } else {
+            u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX)
+        };
         match poll(&mut fds, PollTimeout::from(ms)) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => return Ok((Vec::new(), false)),
