@@ -5,7 +5,9 @@
 #   2. every example CR (examples/*.yaml, all in one namespace) is accepted;
 #   3. bad CRs are rejected with 422 and the expected messages;
 #   4. the controller runs for a bounded time and writes every CR's status (Ready/InvalidSpec
-#      conditions, observedGeneration, placement), follows a spec change, and stops on SIGTERM.
+#      conditions, observedGeneration, placement), follows a spec change, and stops on SIGTERM;
+#   5. with --leader-election, of two replicas one holds the Lease and the other stands by;
+#      when the leader stops, the other takes over.
 # If the apiserver binary can't be found or built (or PyYAML is missing) this SKIPS LOUDLY
 # (exit 0 with a banner); any check that runs and fails exits non-zero. Every wait is bounded;
 # every process started here is stopped by its PID.
@@ -312,6 +314,23 @@ elif phase == "live":
                 for e in evs.get("items", [])]
         check(("Normal", "AllNormal", "lan") in seen, "a Normal AllNormal Event for lan")
 
+elif phase == "leader":
+    # argv[3]: the replica that must hold the Lease within argv[4] seconds (and keep it).
+    want, within = sys.argv[3], float(sys.argv[4])
+    path = "/apis/coordination.k8s.io/v1/namespaces/dhcp/leases/dhcpair-operator"
+    holder, deadline = None, time.time() + within
+    while time.time() < deadline:
+        code, lease = req("GET", path)
+        holder = (lease.get("spec") or {}).get("holderIdentity") if code == 200 else f"HTTP {code}"
+        if holder == want:
+            break
+        time.sleep(0.5)
+    check(holder == want, f"Lease dhcpair-operator held by {want} within {within:.0f}s (holder: {holder})")
+    time.sleep(6)  # more than one renewal period: the other replica must not take it
+    code, lease = req("GET", path)
+    spec = lease.get("spec") or {}
+    check(spec.get("holderIdentity") == want, f"still held by {want} after 6s: {spec}")
+
 if fails:
     print(f"{len(fails)} check(s) FAILED")
     sys.exit(1)
@@ -384,6 +403,39 @@ OP_PID=$!
 timeout 60 python3 "$DRIVER" live "$STATE" || { fails=$((fails+1)); tail -20 "$STATE/operator-live.log"; }
 kill "$OP_PID" "$FAKE_PID" 2>/dev/null; wait "$OP_PID" "$FAKE_PID" 2>/dev/null || true
 OP_PID=""
+
+echo "== leader election: of two replicas one leads and the other stands by; when the leader stops, the other takes over"
+if [ "$(timeout 10 python3 - "$STATE" <<'PY'
+import json, ssl, sys, urllib.request, yaml
+state = sys.argv[1]
+kc = yaml.safe_load(open(f"{state}/kubeconfig"))
+ctx = ssl.create_default_context(cafile=f"{state}/pki/ca.crt")
+ctx.load_cert_chain(f"{state}/pki/admin.crt", f"{state}/pki/admin.key")
+url = kc["clusters"][0]["cluster"]["server"] + "/apis/coordination.k8s.io/v1"
+try:
+    print(urllib.request.urlopen(url, context=ctx, timeout=5).status)
+except Exception as e:
+    print(getattr(e, "code", "unreachable"))
+PY
+)" != 200 ]; then
+  echo "   SKIPPED  this API server does not serve coordination.k8s.io/v1"
+else
+  leader_run() {
+    POD_NAME=$1 POD_NAMESPACE=dhcp RUST_LOG=${RUST_LOG:-info} timeout "$RUN_SECONDS" "$OPERATOR" run \
+      --leader-election --nodes examples/nodes.facts.yaml --status-timeout-ms 300 > "$STATE/$1.log" 2>&1 &
+  }
+  leader_run op-1; OP1=$!
+  timeout 60 python3 "$DRIVER" leader "$STATE" op-1 20 || fails=$((fails+1))
+  leader_run op-2; OP2=$!
+  timeout 60 python3 "$DRIVER" leader "$STATE" op-1 5 || fails=$((fails+1))
+  if grep -q "standing by" "$STATE/op-2.log"; then echo "   ok      op-2 logs that it stands by"
+  else echo "   FAILED  op-2 does not say it stands by: $(tail -1 "$STATE/op-2.log")"; fails=$((fails+1)); fi
+  kill -TERM "$OP1"; wait "$OP1" && rc=0 || rc=$?
+  if [ "$rc" = 0 ]; then echo "   ok      op-1 stopped on SIGTERM, exit 0"; else echo "   FAILED  op-1 exit $rc"; fails=$((fails+1)); fi
+  timeout 60 python3 "$DRIVER" leader "$STATE" op-2 20 || fails=$((fails+1))
+  kill -TERM "$OP2" 2>/dev/null; wait "$OP2" 2>/dev/null || true
+  if grep -q panicked "$STATE/op-1.log" "$STATE/op-2.log"; then echo "   FAILED  a replica panicked"; fails=$((fails+1)); fi
+fi
 
 if [ $fails -ne 0 ]; then echo "test-operator-apiserver: $fails phase(s) FAILED"; exit 1; fi
 echo "test-operator-apiserver: all checks passed"
