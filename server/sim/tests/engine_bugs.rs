@@ -463,3 +463,48 @@ fn a_stale_binding_from_the_partner_does_not_replace_a_newer_running_binding_of_
         "the primary's running binding was replaced: {l:?}"
     );
 }
+
+/// Bug 12 (a hold for an amnesic partner gave an address back to a client that had released
+/// it). A client releases its address at the secondary, both sides agree it is free; cut off,
+/// the primary gives it to another client from its own free addresses, then loses its disk.
+/// When the primary asks for everything, the secondary bound every recently ended address to
+/// its last client, so the first client got the address back while the second still held it
+/// (seed 14968). Only an ending the partner never confirmed is held for its last client.
+#[test]
+fn an_address_the_amnesic_partner_knew_to_be_free_is_not_given_back_to_its_last_client() {
+    let mut p = Pair::normal();
+    let a = mac(1);
+    let (x, _) = p.obtain(S, a, None).unwrap();
+    p.sync();
+    let mut release = common::packet(a, dhcpair_wire::v4::MessageType::Release, x);
+    release
+        .opts_mut()
+        .insert(dhcpair_wire::v4::DhcpOption::ServerIdentifier(
+            common::ADDRS[1],
+        ));
+    p.dhcp(S, &release);
+    p.sync();
+    assert_eq!(p.lease(P, x).unwrap().state, BindingState::Free);
+    p.disconnect();
+    p.advance(20);
+    let b = mac(2);
+    let (got, secs) = p.obtain(P, b, Some(x)).unwrap();
+    assert_eq!(got, x, "the primary should give its own free address");
+    let b_until = p.now + u64::from(secs);
+    p.crash(P, true);
+    p.start(P);
+    p.connect();
+    p.sync();
+    while p.now + 10 < b_until {
+        for (n, side) in [(1, S), (3, S), (4, P)] {
+            if let Ok((got, _)) = p.obtain(side, mac(n), Some(x)) {
+                assert_ne!(
+                    got, x,
+                    "{side} gave {x} to client {n} at {} while client 2 holds it until {b_until}",
+                    p.now
+                );
+            }
+        }
+        p.advance(10);
+    }
+}

@@ -493,11 +493,16 @@ impl Dhcp {
     }
 
     /// A partner asking for every binding may have lost its database, and with it the
-    /// renewals it granted while cut off from us: up to MCLT past the potential expiration
-    /// we last exchanged for the address, even for a binding that ended here meanwhile (the
-    /// client released at our side, then renewed at the partner's). Bind such addresses again
-    /// to their last client until then, so neither side hands them to anyone else and the
-    /// partner learns the bound with the rest of the update.
+    /// renewals it granted while cut off from us. A binding whose ending (release, expiry)
+    /// it never confirmed is one it still took for running: it may have renewed it, MCLT at a
+    /// time, up to MCLT past the potential expiration we last exchanged, or until it lost its
+    /// database (before now). Only that client can hold the address (seed 97: released at
+    /// our side, renewed at the partner's), so bind it to that client again until then; the
+    /// partner learns the binding with the rest of the update. An address the partner knew to
+    /// be FREE is not held here: it could have gone to anyone, and the PARTNER-DOWN and
+    /// RECOVER-WAIT waits already cover what the partner may have handed out from its own
+    /// pool (seed 14968: holding such an address for its last client gave it back to a client
+    /// that had released it while another one held it).
     fn hold_for_amnesic_partner(&mut self, now: Time, peer: usize) {
         let mclt = Time::from(self.rels[peer].mclt);
         let pools = self.rels[peer].pools.clone();
@@ -505,31 +510,27 @@ impl Dhcp {
             .table
             .leases
             .values()
-            .filter(|l| l.client.is_some())
+            .filter(|l| {
+                matches!(l.state, BindingState::Expired | BindingState::Released)
+                    && l.client.is_some()
+            })
             .filter(|l| self.table.pool_of(l.ip).is_some_and(|p| pools.contains(&p)))
-            .filter_map(|l| {
-                // An ending the partner never confirmed: it may have gone on renewing the
-                // binding, MCLT at a time, until it lost its database (before now).
-                let base = match l.state {
-                    BindingState::Expired | BindingState::Released => l.tsfp.max(now),
-                    BindingState::Free => l.tsfp,
-                    _ => return None,
-                };
-                let bound = base.saturating_add(mclt).min(crate::dhcp::FOREVER);
-                (bound > now).then(|| Lease {
+            .map(|l| {
+                let base = l.tsfp.max(now);
+                Lease {
                     state: BindingState::Active,
-                    ends: bound,
+                    ends: base.saturating_add(mclt).min(crate::dhcp::FOREVER),
                     tstp: base,
                     atsfp: 0,
                     ..l.clone()
-                })
+                }
             })
             .collect();
         if held.is_empty() {
             return;
         }
         info!(
-            "failover peer {}: partner may have lost its database: holding {} ended bindings until MCLT past their last potential expiration",
+            "failover peer {}: partner may have lost its database: {} bindings whose ending it never confirmed run again until MCLT past their last potential expiration",
             self.rels[peer].name(),
             held.len()
         );
