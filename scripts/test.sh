@@ -32,9 +32,9 @@ cargo build --workspace --bins --locked
 step "tests (unit, property, store battery, e2e with real clients)"
 cargo nextest run --workspace --locked --no-fail-fast
 
-step "long simulation: 2,000 seeds per fault family, then 10,000 random seeds (release build)"
+step "long simulation: 2,000 seeds per fault family, then 30,000 random seeds (release build)"
 DHCPAIR_SIM_SEEDS=2000 cargo test --release --locked -p dhcpair-sim
-cargo test --release --locked -p dhcpair-sim --test sim -- --ignored long_simulation
+DHCPAIR_SIM_SEEDS=30000 cargo test --release --locked -p dhcpair-sim --test sim -- --ignored long_simulation
 
 step "Kubernetes: helm lint --strict, helm template | kubernetes-validate (tools cached in target/)"
 ./scripts/test-k8s.sh

@@ -1138,8 +1138,13 @@ impl World {
             self.note("calm: every fault healed".into());
         }
         let Some(calm_at) = self.calm_at else { return };
+        // A silent partition shorter than maxResponseDelay leaves both NORMAL at the heal, but
+        // a receive timeout armed during it may still fire before traffic resumes (seed 22077:
+        // 28 s of silence, 30 s timeout, the delayed CONTACT 0.7 s late): settle only once
+        // such a timeout has had its chance.
+        let timeouts_done = self.now >= calm_at + u64::from(self.sc.max_response_delay) * 1000;
         match self.settled_at {
-            None if both_normal => {
+            None if both_normal && timeouts_done => {
                 self.settled_at = Some(self.now);
                 self.report.settle_secs = Some((self.now - calm_at) / 1000);
                 // Long enough for every bound client to renew at least once in NORMAL.

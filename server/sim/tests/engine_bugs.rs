@@ -508,3 +508,49 @@ fn an_address_the_amnesic_partner_knew_to_be_free_is_not_given_back_to_its_last_
         p.advance(10);
     }
 }
+
+/// Bug 13 (an active binding the amnesic partner kept renewing expired at the survivor). Cut
+/// off, the secondary renews its client MCLT at a time, long past what the primary was told,
+/// then loses its disk. The primary expired the binding at the old bound and reused the
+/// address in PARTNER-DOWN while the client still held it (seed 28228). When the partner asks
+/// for everything, an active binding runs until MCLT past the later of its last potential
+/// expiration and now (the partner lost its database before now).
+#[test]
+fn an_active_binding_the_amnesic_partner_may_have_renewed_is_not_reused() {
+    let mut p = Pair::normal();
+    let a = mac(1);
+    let (x, _) = p.obtain(S, a, None).unwrap();
+    p.sync();
+    let acked = p.lease(P, x).unwrap().tsfp;
+    p.crash(P, false);
+    let mclt = u64::from(p.sc.mclt);
+    let mut a_until = 0;
+    // Past what the primary acknowledged: from there on each renewal is MCLT from now.
+    while p.now < acked + 2 * mclt {
+        p.advance(mclt / 2);
+        let (_, secs) = p.renew(S, a, x).unwrap();
+        a_until = p.now + u64::from(secs);
+    }
+    p.crash(S, true);
+    p.start(P);
+    // Both come back at once: the primary still has the binding ACTIVE (not yet reclaimed)
+    // when the partner's UPDREQALL arrives.
+    p.start(S);
+    p.connect();
+    p.sync();
+    assert!(
+        a_until > p.now + 30,
+        "the client must still hold {x}: until {a_until}, now {}",
+        p.now
+    );
+    let mut n = 2;
+    while p.now + 10 < a_until {
+        for side in [P, S] {
+            if let Ok((got, _)) = p.obtain(side, mac(n), Some(x)) {
+                assert_ne!(got, x, "{side} gave {x} to another client at {} while the first holds it until {a_until}", p.now);
+            }
+            n += 1;
+        }
+        p.advance(10);
+    }
+}

@@ -493,12 +493,12 @@ impl Dhcp {
     }
 
     /// A partner asking for every binding may have lost its database, and with it the
-    /// renewals it granted while cut off from us. A binding whose ending (release, expiry)
-    /// it never confirmed is one it still took for running: it may have renewed it, MCLT at a
+    /// renewals it granted while cut off from us. A binding it took for running (an active
+    /// one, or one whose release or expiry it never confirmed) it may have renewed, MCLT at a
     /// time, up to MCLT past the potential expiration we last exchanged, or until it lost its
-    /// database (before now). Only that client can hold the address (seed 97: released at
-    /// our side, renewed at the partner's), so bind it to that client again until then; the
-    /// partner learns the binding with the rest of the update. An address the partner knew to
+    /// database (before now): seed 28228. Only that client can hold the address (seed 97:
+    /// released at our side, renewed at the partner's), so the binding runs for that client
+    /// until then; the partner learns it with the rest of the update. An address the partner knew to
     /// be FREE is not held here: it could have gone to anyone, and the PARTNER-DOWN and
     /// RECOVER-WAIT waits already cover what the partner may have handed out from its own
     /// pool (seed 14968: holding such an address for its last client gave it back to a client
@@ -511,26 +511,29 @@ impl Dhcp {
             .leases
             .values()
             .filter(|l| {
-                matches!(l.state, BindingState::Expired | BindingState::Released)
-                    && l.client.is_some()
+                matches!(
+                    l.state,
+                    BindingState::Active | BindingState::Expired | BindingState::Released
+                ) && l.client.is_some()
             })
             .filter(|l| self.table.pool_of(l.ip).is_some_and(|p| pools.contains(&p)))
-            .map(|l| {
-                let base = l.tsfp.max(now);
-                Lease {
+            .filter_map(|l| {
+                let base = l.tsfp.max(l.tstp).max(now);
+                let bound = base.saturating_add(mclt).min(crate::dhcp::FOREVER);
+                (l.state != BindingState::Active || bound > l.ends).then(|| Lease {
                     state: BindingState::Active,
-                    ends: base.saturating_add(mclt).min(crate::dhcp::FOREVER),
+                    ends: bound.max(l.ends),
                     tstp: base,
                     atsfp: 0,
                     ..l.clone()
-                }
+                })
             })
             .collect();
         if held.is_empty() {
             return;
         }
         info!(
-            "failover peer {}: partner may have lost its database: {} bindings whose ending it never confirmed run again until MCLT past their last potential expiration",
+            "failover peer {}: partner may have lost its database: {} bindings it may have renewed run until MCLT past their last potential expiration or now",
             self.rels[peer].name(),
             held.len()
         );
@@ -1381,9 +1384,11 @@ impl Dhcp {
             (incoming_ends, tsfp)
         };
         // Recovering from a lost database: we may have extended this lease ourselves before
-        // the crash, up to what the partner acknowledged plus MCLT; keep it until then.
+        // the crash, up to what the partner acknowledged plus MCLT, or MCLT at a time until
+        // the crash (before now); keep it until then.
         if state == BindingState::Active && self.rels[peer].me == ServerState::Recover {
             let bound = tsfp
+                .max(now)
                 .saturating_add(Time::from(self.rels[peer].mclt))
                 .min(crate::dhcp::FOREVER);
             ends = ends.max(bound);
