@@ -466,30 +466,17 @@ impl Dhcp {
     /// §7.1.5), so NORMAL expiry at the old end never frees an address a client still holds.
     fn pin_uncertain_leases(&mut self, now: Time, peer: usize) {
         let mclt = Time::from(self.rels[peer].mclt);
-        let pools = self.rels[peer].pools.clone();
-        let mut pinned: Vec<Lease> = self
-            .table
-            .leases
-            .values()
-            .filter(|l| l.state == BindingState::Active)
-            .filter(|l| self.table.pool_of(l.ip).is_some_and(|p| pools.contains(&p)))
-            .filter_map(|l| {
-                let bound = l
-                    .tstp
-                    .max(l.tsfp)
-                    .saturating_add(mclt)
-                    .min(crate::dhcp::FOREVER);
-                (bound > l.ends && bound > now).then(|| Lease {
-                    ends: bound,
-                    ..l.clone()
-                })
+        self.rewrite_leases(peer, |l| {
+            let bound = l
+                .tstp
+                .max(l.tsfp)
+                .saturating_add(mclt)
+                .min(crate::dhcp::FOREVER);
+            (l.state == BindingState::Active && bound > l.ends && bound > now).then(|| Lease {
+                ends: bound,
+                ..l.clone()
             })
-            .collect();
-        pinned.sort_unstable_by_key(|l| l.ip);
-        for l in pinned {
-            self.table.put(l.clone());
-            self.effects.push(Effect::Persist(Persist::Lease(l)));
-        }
+        });
     }
 
     /// A partner asking for every binding may have lost its database, and with it the
@@ -498,52 +485,56 @@ impl Dhcp {
     /// time, up to MCLT past the potential expiration we last exchanged, or until it lost its
     /// database (before now): seed 28228. Only that client can hold the address (seed 97:
     /// released at our side, renewed at the partner's), so the binding runs for that client
-    /// until then; the partner learns it with the rest of the update. An address the partner knew to
-    /// be FREE is not held here: it could have gone to anyone, and the PARTNER-DOWN and
-    /// RECOVER-WAIT waits already cover what the partner may have handed out from its own
+    /// until then; the partner learns it with the rest of the update. An address the partner
+    /// knew to be FREE is not held here: it could have gone to anyone, and the PARTNER-DOWN
+    /// and RECOVER-WAIT waits already cover what the partner may have handed out from its own
     /// pool (seed 14968: holding such an address for its last client gave it back to a client
     /// that had released it while another one held it).
     fn hold_for_amnesic_partner(&mut self, now: Time, peer: usize) {
         let mclt = Time::from(self.rels[peer].mclt);
-        let pools = self.rels[peer].pools.clone();
-        let mut held: Vec<Lease> = self
-            .table
-            .leases
-            .values()
-            .filter(|l| {
-                matches!(
-                    l.state,
-                    BindingState::Active | BindingState::Expired | BindingState::Released
-                ) && l.client.is_some()
-            })
-            .filter(|l| self.table.pool_of(l.ip).is_some_and(|p| pools.contains(&p)))
-            .filter_map(|l| {
-                let base = l.tsfp.max(l.tstp).max(now);
-                let bound = base.saturating_add(mclt).min(crate::dhcp::FOREVER);
-                (l.state != BindingState::Active || bound > l.ends).then(|| Lease {
+        let held = self.rewrite_leases(peer, |l| {
+            let running = matches!(
+                l.state,
+                BindingState::Active | BindingState::Expired | BindingState::Released
+            );
+            let base = l.tsfp.max(l.tstp).max(now);
+            let bound = base.saturating_add(mclt).min(crate::dhcp::FOREVER);
+            (running && l.client.is_some() && (l.state != BindingState::Active || bound > l.ends))
+                .then(|| Lease {
                     state: BindingState::Active,
                     ends: bound.max(l.ends),
                     tstp: base,
                     atsfp: 0,
                     ..l.clone()
                 })
-            })
-            .collect();
-        if held.is_empty() {
-            return;
+        });
+        if held > 0 {
+            info!(
+                "failover peer {}: partner may have lost its database: {held} bindings it may have renewed run until MCLT past their last potential expiration or now",
+                self.rels[peer].name()
+            );
         }
-        info!(
-            "failover peer {}: partner may have lost its database: {} bindings it may have renewed run until MCLT past their last potential expiration or now",
-            self.rels[peer].name(),
-            held.len()
-        );
-        held.sort_unstable_by_key(|l| l.ip);
-        for l in held {
-            let ip = l.ip;
-            self.table.drop_offer_at(ip);
+    }
+
+    /// Replace, in address order, each row of the relationship's pools that `f` rewrites, and
+    /// persist it. Returns how many rows changed.
+    fn rewrite_leases(&mut self, peer: usize, f: impl Fn(&Lease) -> Option<Lease>) -> usize {
+        let pools = &self.rels[peer].pools;
+        let mut rows: Vec<Lease> = self
+            .table
+            .leases
+            .values()
+            .filter(|l| self.table.pool_of(l.ip).is_some_and(|p| pools.contains(&p)))
+            .filter_map(f)
+            .collect();
+        rows.sort_unstable_by_key(|l| l.ip);
+        let n = rows.len();
+        for l in rows {
+            self.table.drop_offer_at(l.ip);
             self.table.put(l.clone());
             self.effects.push(Effect::Persist(Persist::Lease(l)));
         }
+        n
     }
 
     fn on_enter(&mut self, now: Time, peer: usize) {
