@@ -3,8 +3,9 @@
 //! "keep the old one, because ..." out. No kube client, no clock.
 //!
 //! ConfigMaps are not planned: a relationship or pool added, changed or removed changes only
-//! a node's ConfigMap, which the server reloads in place, and the rendered pod template does
-//! not depend on the config (render keeps it so). A change of the pod template (image,
+//! a node's ConfigMap, which the server reloads in place (a relationship added to or removed
+//! from the node needs a restart, which the server does itself: `--restart-on-change`), and
+//! the rendered pod template does not depend on the config (render keeps it so). A change of the pod template (image,
 //! resources, tolerations, storage, or a new operator version rendering differently) restarts
 //! the node's server, so it is rolled out one node at a time:
 //!
