@@ -10,7 +10,7 @@
 
 mod states;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::Ipv4Addr;
 
 use dhcpair_config::{Peer, Role};
@@ -27,6 +27,8 @@ use states::Reaction;
 const MAX_SKEW: i64 = 60;
 /// ISC's startup and link-startup timers (reference §1.1, §5.2).
 const STARTUP_SECS: Time = 15;
+/// How long to wait before sending again the updates a partner refused as unknown addresses.
+const UNKNOWN_RETRY_SECS: Time = 60;
 /// ISC's infinite time on the wire.
 const WIRE_FOREVER: u32 = 0x7FFF_FFFF;
 const VENDOR_CLASS: &str = concat!("dhcpair-", env!("CARGO_PKG_VERSION"));
@@ -148,6 +150,10 @@ pub(crate) struct Relationship {
     /// updates, then NORMAL"), so the partner has our bindings before it serves again.
     normal_when_synced: bool,
     next_balance: Option<Time>,
+    /// Addresses whose update the partner refused as unknown (a pool added or grown on our
+    /// side first, during a rolling reload); sent again at `retry_unknown_at`.
+    unknown_to_partner: BTreeSet<Ipv4Addr>,
+    retry_unknown_at: Option<Time>,
     last_contact: Option<Time>,
     skew: i64,
     counts: MessageCounts,
@@ -225,6 +231,8 @@ impl Relationship {
             auto_partner_down_at: None,
             normal_when_synced: false,
             next_balance: None,
+            unknown_to_partner: BTreeSet::new(),
+            retry_unknown_at: None,
             last_contact: None,
             skew: 0,
             counts: MessageCounts::default(),
@@ -1448,6 +1456,12 @@ impl Dhcp {
                 .message
                 .clone()
                 .unwrap_or_else(|| format!("reason {reason}"));
+            // The partner does not know the address yet: its configuration lags ours (a pool
+            // added or grown on one side first). Try again later rather than never.
+            if reason == 1 {
+                rel.unknown_to_partner.insert(ip);
+                rel.retry_unknown_at.get_or_insert(now + UNKNOWN_RETRY_SECS);
+            }
             // Reason 16 is the routine duel of a fresh synchronisation (reference §4.2).
             if reason == 16 {
                 info!("bind update on {ip} from {} rejected: {text}", rel.cfg.name);
@@ -1642,7 +1656,39 @@ impl Dhcp {
             {
                 self.balance(now, peer, true);
             }
+            self.retry_unknown_to_partner(now, peer);
             self.pump(now, peer);
+        }
+    }
+
+    /// Send again the updates the partner refused as unknown addresses, once per
+    /// `UNKNOWN_RETRY_SECS` while linked, for those still in this relationship's pools.
+    fn retry_unknown_to_partner(&mut self, now: Time, peer: usize) {
+        let rel = &self.rels[peer];
+        if rel.link.is_none() || rel.retry_unknown_at.is_none_or(|t| now < t) {
+            return;
+        }
+        let ips = std::mem::take(&mut self.rels[peer].unknown_to_partner);
+        self.rels[peer].retry_unknown_at = None;
+        let ours: Vec<Ipv4Addr> = ips
+            .into_iter()
+            .filter(|ip| {
+                self.table
+                    .pool_of(*ip)
+                    .is_some_and(|p| self.pool_rel[p] == Some(peer))
+            })
+            .collect();
+        if ours.is_empty() {
+            return;
+        }
+        info!(
+            "failover peer {}: sending again {} bind updates the peer did not know the addresses of (is its configuration behind ours?)",
+            self.rels[peer].name(),
+            ours.len()
+        );
+        let rel = &mut self.rels[peer];
+        for ip in ours {
+            rel.enqueue(ip);
         }
     }
 
