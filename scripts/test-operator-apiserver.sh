@@ -14,9 +14,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-TOOLS=${TOOLS:-$ROOT/../shared/tools/k8s}
-BIN=${BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-test-apiserver/bin}
-export BIN
+# shellcheck source=scripts/test-apiserver-lib.sh
+. "$ROOT/scripts/test-apiserver-lib.sh"
 RUN_SECONDS=${RUN_SECONDS:-90}
 
 skip() {
@@ -28,14 +27,7 @@ skip() {
 }
 
 python3 -c 'import yaml' 2>/dev/null || skip "python3 with PyYAML is missing"
-if ! [ -x "$BIN/apiextensions-apiserver" ] || ! [ -x "$BIN/etcd" ]; then
-  if [ -x "$TOOLS/build-apiextensions-apiserver.sh" ] && [ "${BUILD_APISERVER:-1}" = 1 ]; then
-    echo "== building apiextensions-apiserver (cached afterwards; ~5 min the first time)"
-    timeout 1200 "$TOOLS/build-apiextensions-apiserver.sh" || skip "building apiextensions-apiserver failed"
-  fi
-  [ -x "$BIN/apiextensions-apiserver" ] && [ -x "$BIN/etcd" ] || skip "no apiextensions-apiserver/etcd in $BIN"
-fi
-[ -x "$TOOLS/start-test-apiserver.sh" ] || skip "no $TOOLS/start-test-apiserver.sh"
+ensure_test_apiserver
 
 echo "== building dhcpair-operator"
 timeout 900 cargo build --quiet -p dhcpair-operator

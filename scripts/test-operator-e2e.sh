@@ -19,9 +19,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-TOOLS=${TOOLS:-$ROOT/../shared/tools/k8s}
-BIN=${BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-test-apiserver/bin}
-export BIN
+# shellcheck source=scripts/test-apiserver-lib.sh
+. "$ROOT/scripts/test-apiserver-lib.sh"
 TEST=operator_renders_a_pair_that_serves_a_client_and_writes_its_states_and_pool_counts_into_the_crs
 
 skip() {
@@ -35,14 +34,7 @@ skip() {
 
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces, veth, mounts, port 67)"
 command -v python3 >/dev/null || skip "python3 is missing (start-test-apiserver.sh uses it)"
-if ! [ -x "$BIN/apiextensions-apiserver" ] || ! [ -x "$BIN/etcd" ]; then
-  if [ -x "$TOOLS/build-apiextensions-apiserver.sh" ] && [ "${BUILD_APISERVER:-1}" = 1 ]; then
-    echo "== building apiextensions-apiserver (cached afterwards; ~5 min the first time)"
-    timeout 1200 "$TOOLS/build-apiextensions-apiserver.sh" || skip "building apiextensions-apiserver failed"
-  fi
-  [ -x "$BIN/apiextensions-apiserver" ] && [ -x "$BIN/etcd" ] || skip "no apiextensions-apiserver/etcd in $BIN"
-fi
-[ -x "$TOOLS/start-test-apiserver.sh" ] || skip "no $TOOLS/start-test-apiserver.sh"
+ensure_test_apiserver
 
 echo "== building dhcpair, dhcpair-operator and the e2e scenario"
 timeout 1200 cargo build --quiet --locked -p dhcpair -p dhcpair-operator

@@ -219,16 +219,7 @@ pub struct Dhcp {
 impl Dhcp {
     pub fn new(config: Config, rows: Vec<Lease>, saved: &[RelationshipRecord], now: Time) -> Dhcp {
         let table = Table::new(&config, rows);
-        let pool_rel: Vec<Option<usize>> = config
-            .pools
-            .iter()
-            .map(|p| {
-                p.failover_peer
-                    .as_deref()
-                    .and_then(|n| config.peer_index(n))
-            })
-            .collect();
-        let mut rels: Vec<Relationship> = config
+        let rels: Vec<Relationship> = config
             .peers
             .iter()
             .map(|peer| {
@@ -239,18 +230,14 @@ impl Dhcp {
                 )
             })
             .collect();
-        for (p, r) in pool_rel.iter().enumerate() {
-            if let Some(r) = r {
-                rels[*r].pools.push(p);
-            }
-        }
         let mut d = Dhcp {
             config,
             table,
             rels,
-            pool_rel,
+            pool_rel: Vec::new(),
             effects: Vec::new(),
         };
+        d.assign_pools();
         // A relationship without saved state starts in RECOVER: persist that right away.
         for (i, peer) in d.config.peers.clone().iter().enumerate() {
             if !saved.iter().any(|r| r.name == peer.name) {
@@ -271,6 +258,29 @@ impl Dhcp {
 
     /// Owners whose free leases this server may allocate in `pool` (draft-12 §5.4, reference
     /// §5.1): its own free state; in PARTNER-DOWN, once MCLT has passed, the partner's too.
+    /// The relationship of each pool (`pool_rel`) and the pools of each relationship, from
+    /// the configuration (at start and after a reload).
+    pub(crate) fn assign_pools(&mut self) {
+        let config = &self.config;
+        self.pool_rel = config
+            .pools
+            .iter()
+            .map(|p| {
+                p.failover_peer
+                    .as_deref()
+                    .and_then(|n| config.peer_index(n))
+            })
+            .collect();
+        for rel in &mut self.rels {
+            rel.pools.clear();
+        }
+        for (p, r) in self.pool_rel.iter().enumerate() {
+            if let Some(rel) = r.and_then(|r| self.rels.get_mut(r)) {
+                rel.pools.push(p);
+            }
+        }
+    }
+
     fn owners(&self, pool: usize, now: Time) -> Vec<Owner> {
         match self.pool_rel[pool] {
             None => vec![Owner::Free],

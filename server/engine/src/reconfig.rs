@@ -260,25 +260,9 @@ impl Dhcp {
         }
         self.table = table;
 
-        // Pools of each relationship: the relationships themselves are untouched.
-        self.pool_rel = config
-            .pools
-            .iter()
-            .map(|p| {
-                p.failover_peer
-                    .as_deref()
-                    .and_then(|n| config.peer_index(n))
-            })
-            .collect();
-        for rel in &mut self.rels {
-            rel.pools.clear();
-        }
-        for (p, r) in self.pool_rel.iter().enumerate() {
-            if let Some(rel) = r.and_then(|r| self.rels.get_mut(r)) {
-                rel.pools.push(p);
-            }
-        }
         self.config = config;
+        // Pools of each relationship: the relationships themselves are untouched.
+        self.assign_pools();
         Ok(report)
     }
 }

@@ -43,19 +43,19 @@ pools:
     allow: [dynamicBootpClients]
 "#;
 
-const LAN: [Ipv4Addr; 1] = [Ipv4Addr::new(10, 0, 0, 2)];
-const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-const T0: Time = 1_700_000_000;
+pub(crate) const LAN: [Ipv4Addr; 1] = [Ipv4Addr::new(10, 0, 0, 2)];
+pub(crate) const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+pub(crate) const T0: Time = 1_700_000_000;
 
 fn engine() -> Engine {
     Engine::new(Config::from_yaml("t", CONF).unwrap(), Vec::new(), &[], T0)
 }
 
-fn mac(n: u8) -> [u8; 6] {
+pub(crate) fn mac(n: u8) -> [u8; 6] {
     [0x52, 0x54, 0, 0, 0, n]
 }
 
-fn packet(kind: Option<MessageType>, mac: [u8; 6]) -> Message {
+pub(crate) fn packet(kind: Option<MessageType>, mac: [u8; 6]) -> Message {
     let z = Ipv4Addr::UNSPECIFIED;
     let mut m = Message::new_with_id(7, z, z, z, z, &mac);
     if let Some(k) = kind {
@@ -69,7 +69,7 @@ fn with(mut m: Message, o: DhcpOption) -> Message {
     m
 }
 
-fn handle(e: &mut Engine, now: Time, m: &Message) -> Decision {
+pub(crate) fn handle(e: &mut Engine, now: Time, m: &Message) -> Decision {
     e.handle_request(
         now,
         &Arrival {
@@ -98,7 +98,7 @@ fn select(e: &mut Engine, now: Time, mac: [u8; 6], ip: Ipv4Addr) -> Decision {
     handle(e, now, &m)
 }
 
-fn lease(e: &mut Engine, now: Time, mac: [u8; 6]) -> Ipv4Addr {
+pub(crate) fn lease(e: &mut Engine, now: Time, mac: [u8; 6]) -> Ipv4Addr {
     let ip = offer(e, now, mac);
     let d = select(e, now, mac, ip);
     assert_eq!(d.outcome, Outcome::Ack, "{d:?}");

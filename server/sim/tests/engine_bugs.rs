@@ -375,13 +375,7 @@ fn a_binding_released_at_one_side_and_renewed_at_the_other_is_not_reused_after_t
     p.sync(); // both sides know a potential expiration well beyond MCLT from now
     p.disconnect();
     p.advance(60);
-    let mut release = common::packet(a, dhcpair_wire::v4::MessageType::Release, x);
-    release
-        .opts_mut()
-        .insert(dhcpair_wire::v4::DhcpOption::ServerIdentifier(
-            common::ADDRS[0],
-        ));
-    p.dhcp(P, &release);
+    p.release(P, a, x);
     assert_eq!(p.lease(P, x).unwrap().state, BindingState::Released);
     p.advance(60);
     let (got, secs) = p.reboot(S, a, x).unwrap(); // the secondary still has it active
@@ -476,13 +470,7 @@ fn an_address_the_amnesic_partner_knew_to_be_free_is_not_given_back_to_its_last_
     let a = mac(1);
     let (x, _) = p.obtain(S, a, None).unwrap();
     p.sync();
-    let mut release = common::packet(a, dhcpair_wire::v4::MessageType::Release, x);
-    release
-        .opts_mut()
-        .insert(dhcpair_wire::v4::DhcpOption::ServerIdentifier(
-            common::ADDRS[1],
-        ));
-    p.dhcp(S, &release);
+    p.release(S, a, x);
     p.sync();
     assert_eq!(p.lease(P, x).unwrap().state, BindingState::Free);
     p.disconnect();

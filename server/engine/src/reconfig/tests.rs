@@ -4,11 +4,8 @@ use std::net::Ipv4Addr;
 use dhcpair_config::Config;
 use dhcpair_wire::v4::{DhcpOption, Message, MessageType, OptionCode};
 
-use crate::{Arrival, ConnId, Decision, DropReason, Engine, Outcome, ReconfigError, Time};
-
-const T0: Time = 1_700_000_000;
-const LAN: [Ipv4Addr; 1] = [Ipv4Addr::new(10, 0, 0, 2)];
-const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+use crate::tests::{handle, lease, mac, SERVER, T0};
+use crate::{ConnId, Decision, DropReason, Engine, Outcome, ReconfigError, Time};
 
 /// `lan` with `.100-.<last>`, DNS `dns`, plus a relayed pool and a known-clients-only pool
 /// (a pool in the middle, so that removing one shifts the indexes of the others).
@@ -44,42 +41,13 @@ fn engine(c: Config) -> Engine {
     Engine::new(c, Vec::new(), &[], T0)
 }
 
-fn mac(n: u8) -> [u8; 6] {
-    [0x52, 0x54, 0, 0, 0, n]
-}
-
+/// A DHCP message of `kind` from `mac` (the engine tests' `packet`, always with a type).
 fn packet(kind: MessageType, mac: [u8; 6]) -> Message {
-    let z = Ipv4Addr::UNSPECIFIED;
-    let mut m = Message::new_with_id(7, z, z, z, z, &mac);
-    m.opts_mut().insert(DhcpOption::MessageType(kind));
-    m
-}
-
-fn handle(e: &mut Engine, now: Time, m: &Message) -> Decision {
-    e.handle_request(
-        now,
-        &Arrival {
-            interface_addrs: &LAN,
-        },
-        m,
-        None,
-    )
+    crate::tests::packet(Some(kind), mac)
 }
 
 fn discover(e: &mut Engine, now: Time, mac: [u8; 6]) -> Decision {
     handle(e, now, &packet(MessageType::Discover, mac))
-}
-
-fn lease(e: &mut Engine, now: Time, mac: [u8; 6]) -> Ipv4Addr {
-    let d = discover(e, now, mac);
-    assert_eq!(d.outcome, Outcome::Offer, "{d:?}");
-    let ip = d.reply.unwrap().msg.yiaddr();
-    let mut m = packet(MessageType::Request, mac);
-    m.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
-    m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
-    let d = handle(e, now, &m);
-    assert_eq!(d.outcome, Outcome::Ack, "{d:?}");
-    ip
 }
 
 fn renew(e: &mut Engine, now: Time, mac: [u8; 6], ip: Ipv4Addr) -> Decision {

@@ -386,6 +386,14 @@ impl Pair {
         acked(self.dhcp(side, &r))
     }
 
+    /// RELEASE of `addr` by `client` at `side`.
+    pub fn release(&mut self, side: Side, client: [u8; 6], addr: Ipv4Addr) -> Decision {
+        let mut r = packet(client, DhcpType::Release, addr);
+        r.opts_mut()
+            .insert(DhcpOption::ServerIdentifier(ADDRS[side as usize]));
+        self.dhcp(side, &r)
+    }
+
     /// INIT-REBOOT REQUEST for `addr` to `side`.
     pub fn reboot(
         &mut self,
