@@ -195,37 +195,159 @@ impl OptionValues {
         *self == OptionValues::default()
     }
 
-    /// `inner` overrides `self` field by field; custom options override by code.
+    /// `inner` overrides `self` option by option, by code: a named option and a custom
+    /// option with the same code are the same option, so either one in the inner scope
+    /// replaces both in the outer one.
     pub fn overlay(&self, inner: &OptionValues) -> OptionValues {
-        let mut custom = self.custom.clone();
-        for c in &inner.custom {
-            custom.retain(|o| o.code != c.code);
-            custom.push(c.clone());
+        let inner_codes = inner.codes();
+        let mut out = self.clone();
+        out.custom.retain(|o| !inner_codes.contains(&o.code));
+        out.clear_named(&inner_codes);
+        out.custom.extend(inner.custom.iter().cloned());
+        if inner.subnet_mask.is_some() {
+            out.subnet_mask = inner.subnet_mask;
         }
-        OptionValues {
-            subnet_mask: inner.subnet_mask.or(self.subnet_mask),
-            routers: inner.routers.clone().or_else(|| self.routers.clone()),
-            domain_name_servers: inner
-                .domain_name_servers
-                .clone()
-                .or_else(|| self.domain_name_servers.clone()),
-            domain_name: inner
-                .domain_name
-                .clone()
-                .or_else(|| self.domain_name.clone()),
-            broadcast_address: inner.broadcast_address.or(self.broadcast_address),
-            ntp_servers: inner
-                .ntp_servers
-                .clone()
-                .or_else(|| self.ntp_servers.clone()),
-            domain_search: inner
-                .domain_search
-                .clone()
-                .or_else(|| self.domain_search.clone()),
-            custom,
+        if inner.routers.is_some() {
+            out.routers = inner.routers.clone();
+        }
+        if inner.domain_name_servers.is_some() {
+            out.domain_name_servers = inner.domain_name_servers.clone();
+        }
+        if inner.domain_name.is_some() {
+            out.domain_name = inner.domain_name.clone();
+        }
+        if inner.broadcast_address.is_some() {
+            out.broadcast_address = inner.broadcast_address;
+        }
+        if inner.ntp_servers.is_some() {
+            out.ntp_servers = inner.ntp_servers.clone();
+        }
+        if inner.domain_search.is_some() {
+            out.domain_search = inner.domain_search.clone();
+        }
+        out
+    }
+
+    /// The codes of the named options that are set.
+    fn named_codes(&self) -> Vec<u8> {
+        let mut codes = Vec::new();
+        let mut add = |set: bool, code: u8| {
+            if set {
+                codes.push(code);
+            }
+        };
+        add(self.subnet_mask.is_some(), code::SUBNET_MASK);
+        add(self.routers.is_some(), code::ROUTERS);
+        add(
+            self.domain_name_servers.is_some(),
+            code::DOMAIN_NAME_SERVERS,
+        );
+        add(self.domain_name.is_some(), code::DOMAIN_NAME);
+        add(self.broadcast_address.is_some(), code::BROADCAST_ADDRESS);
+        add(self.ntp_servers.is_some(), code::NTP_SERVERS);
+        add(self.domain_search.is_some(), code::DOMAIN_SEARCH);
+        codes
+    }
+
+    /// Every option code this scope sets, named or custom.
+    pub fn codes(&self) -> Vec<u8> {
+        let mut codes = self.named_codes();
+        codes.extend(self.custom.iter().map(|c| c.code));
+        codes
+    }
+
+    /// Does this scope set option `code` (named or custom)?
+    pub fn has(&self, code: u8) -> bool {
+        self.codes().contains(&code)
+    }
+
+    fn clear_named(&mut self, codes: &[u8]) {
+        for c in codes {
+            match *c {
+                code::SUBNET_MASK => self.subnet_mask = None,
+                code::ROUTERS => self.routers = None,
+                code::DOMAIN_NAME_SERVERS => self.domain_name_servers = None,
+                code::DOMAIN_NAME => self.domain_name = None,
+                code::BROADCAST_ADDRESS => self.broadcast_address = None,
+                code::NTP_SERVERS => self.ntp_servers = None,
+                code::DOMAIN_SEARCH => self.domain_search = None,
+                _ => {}
+            }
         }
     }
+
+    /// The options as (code, payload) in code order, as they go on the wire (a payload
+    /// longer than 255 bytes is split by the encoder, RFC 3396). Custom options whose value
+    /// does not encode are left out (validation refuses them before a config is used).
+    pub fn encoded(&self) -> Vec<(u8, Vec<u8>)> {
+        fn addrs(v: &[Ipv4Addr]) -> Vec<u8> {
+            v.iter().flat_map(|a| a.octets()).collect()
+        }
+        let mut out: Vec<(u8, Vec<u8>)> = Vec::new();
+        if let Some(v) = self.subnet_mask {
+            out.push((code::SUBNET_MASK, v.octets().to_vec()));
+        }
+        if let Some(v) = &self.routers {
+            out.push((code::ROUTERS, addrs(v)));
+        }
+        if let Some(v) = &self.domain_name_servers {
+            out.push((code::DOMAIN_NAME_SERVERS, addrs(v)));
+        }
+        if let Some(v) = &self.domain_name {
+            out.push((code::DOMAIN_NAME, v.as_bytes().to_vec()));
+        }
+        if let Some(v) = self.broadcast_address {
+            out.push((code::BROADCAST_ADDRESS, v.octets().to_vec()));
+        }
+        if let Some(v) = &self.ntp_servers {
+            out.push((code::NTP_SERVERS, addrs(v)));
+        }
+        if let Some(v) = &self.domain_search {
+            out.push((code::DOMAIN_SEARCH, domain_list(v)));
+        }
+        for c in &self.custom {
+            if let Ok(b) = c.bytes() {
+                out.retain(|(k, _)| *k != c.code);
+                out.push((c.code, b));
+            }
+        }
+        out.sort_by_key(|(k, _)| *k);
+        out
+    }
 }
+
+/// The codes of the named options (RFC 2132, RFC 3397).
+pub mod code {
+    pub const SUBNET_MASK: u8 = 1;
+    pub const ROUTERS: u8 = 3;
+    pub const DOMAIN_NAME_SERVERS: u8 = 6;
+    pub const HOST_NAME: u8 = 12;
+    pub const DOMAIN_NAME: u8 = 15;
+    pub const BROADCAST_ADDRESS: u8 = 28;
+    pub const NTP_SERVERS: u8 = 42;
+    pub const DOMAIN_SEARCH: u8 = 119;
+}
+
+/// RFC 3397: a list of domain names in DNS wire format, uncompressed.
+fn domain_list(names: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in names {
+        for label in name
+            .trim_end_matches('.')
+            .split('.')
+            .filter(|l| !l.is_empty())
+        {
+            out.push(label.len().min(63) as u8);
+            out.extend_from_slice(&label.as_bytes()[..label.len().min(63)]);
+        }
+        out.push(0);
+    }
+    out
+}
+
+/// The longest custom option value: RFC 3396 carries values above 255 bytes as several
+/// options of the same code; a reply must still fit the client's maximum message size.
+pub const MAX_OPTION_BYTES: usize = 1024;
 
 /// An option by code with exactly one typed value (`ip`, `ips`, `text`, `u8`, `u16`, `u32`,
 /// `bool`) or raw `hex` bytes (`"0a:0b"` or `"0a0b"`).
@@ -282,8 +404,11 @@ impl CustomOption {
         match values.len() {
             1 => {
                 let v = values.remove(0);
-                if v.len() > 255 {
-                    Err(format!("value is {} bytes, at most 255 fit", v.len()))
+                if v.len() > MAX_OPTION_BYTES {
+                    Err(format!(
+                        "value is {} bytes, at most {MAX_OPTION_BYTES} fit (RFC 3396 splits values above 255)",
+                        v.len()
+                    ))
                 } else {
                     Ok(v)
                 }

@@ -291,7 +291,7 @@ fn validate_options(cx: &Ctx, f: &str, o: &raw::OptionValues) -> Result<(), Conf
                 ),
             ));
         }
-        if !codes.insert(c.code) {
+        if !codes.insert(c.code) || o.codes().iter().filter(|k| **k == c.code).count() > 1 {
             return Err(cx.err(
                 format!("{cf}.code"),
                 format!("option {} is given twice in this scope", c.code),
@@ -424,7 +424,7 @@ fn validate_pool(
         });
     }
     let mut options = outer.overlay(&p.options);
-    if options.subnet_mask.is_none() {
+    if !options.has(raw::code::SUBNET_MASK) {
         options.subnet_mask = Some(net.netmask());
     }
     Ok(Pool {

@@ -621,19 +621,17 @@ impl EngineThread {
             outcome = d.outcome.as_str(),
             "request"
         );
-        let outgoing = d.reply.and_then(|r| {
-            match dhcpair_wire::encode_reply(&r.msg, r.relay_agent_info.as_deref()) {
-                Ok(bytes) => Some(Outgoing {
-                    iface,
-                    to: net::reply_addr(r.dest, self.ports.0, self.ports.1),
-                    bytes,
-                    received,
-                    metrics: Arc::clone(&self.metrics),
-                }),
-                Err(e) => {
-                    warn!(error = %e, "reply not encodable");
-                    None
-                }
+        let outgoing = d.reply.and_then(|r| match r.encode() {
+            Ok(bytes) => Some(Outgoing {
+                iface,
+                to: net::reply_addr(r.dest, self.ports.0, self.ports.1),
+                bytes,
+                received,
+                metrics: Arc::clone(&self.metrics),
+            }),
+            Err(e) => {
+                warn!(error = %e, "reply not encodable");
+                None
             }
         });
         self.dispatch(d.persist, outgoing);

@@ -2,8 +2,12 @@
 
 use std::net::Ipv4Addr;
 
-use dhcpair_config::{ClientFacts, Config, OptionValues, Pool, ReservationKey};
-use dhcpair_wire::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode};
+use dhcpair_config::raw::code;
+use dhcpair_config::{ClientFacts, Config, ReservationKey};
+use dhcpair_wire::v4::{
+    DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption,
+};
+use dhcpair_wire::ReplyShape;
 
 use crate::failover::{mclt_lease_time, Effect, Relationship, RelationshipRecord};
 use crate::lease::{BindingState, ClientKey, Lease, Time};
@@ -35,6 +39,15 @@ pub struct Reply {
     pub dest: Destination,
     /// Option 82 exactly as received, to be echoed last (RFC 3046 §2.2).
     pub relay_agent_info: Option<Vec<u8>>,
+    /// The option order and size limit the client asked for.
+    pub shape: ReplyShape,
+}
+
+impl Reply {
+    /// The reply's bytes, as the shell sends them and the simulator delivers them.
+    pub fn encode(&self) -> Result<Vec<u8>, dhcpair_wire::EncodeError> {
+        dhcpair_wire::encode_reply(&self.msg, self.relay_agent_info.as_deref(), &self.shape)
+    }
 }
 
 /// Why a packet got no answer. Labels for metrics come from here.
@@ -62,6 +75,8 @@ pub enum DropReason {
     LoadBalanced,
     /// Failover: the address is the partner's free lease, or waits for the partner's ack.
     OwnedByPeer,
+    /// INIT-REBOOT from a client this server has no record of (RFC 2131 §4.3.2: silence).
+    UnknownClient,
     /// The client's reserved address is still leased to another client (a reservation added
     /// to a running or restarted server) until that binding ends or is released.
     ReservedInUse,
@@ -82,6 +97,7 @@ impl DropReason {
             DropReason::LoadBalanced => "load_balanced",
             DropReason::OwnedByPeer => "owned_by_peer",
             DropReason::ReservedInUse => "reserved_in_use",
+            DropReason::UnknownClient => "unknown_client",
         }
     }
 }
@@ -142,6 +158,8 @@ enum Refusal {
     ReservedForAnother,
     NotPermitted,
     Abandoned,
+    /// INIT-REBOOT for an address that is not the one this client has here.
+    NotTheClients,
     /// Failover: not ours to give (partner's free lease, or in transition). Silent, as ISC.
     OwnedByPeer,
 }
@@ -155,6 +173,7 @@ impl Refusal {
             Refusal::ReservedForAnother => "address is reserved for another client",
             Refusal::NotPermitted => "client is not permitted in this pool",
             Refusal::Abandoned => "address is abandoned",
+            Refusal::NotTheClients => "requested address is not the client's",
             Refusal::OwnedByPeer => "lease owned by peer",
         }
     }
@@ -172,6 +191,17 @@ struct Ctx<'a> {
     reservation: Option<(usize, usize)>,
     /// The failover relationship serving this network, if any.
     rel: Option<usize>,
+}
+
+impl Ctx<'_> {
+    fn reply(&self, msg: Message, dest: Destination) -> Reply {
+        Reply {
+            msg,
+            dest,
+            relay_agent_info: self.relay_agent_info.clone(),
+            shape: ReplyShape::of(self.msg),
+        }
+    }
 }
 
 /// Option 61 if present and non-empty, else hardware type + chaddr (RFC 2131 §4.2).
@@ -464,7 +494,9 @@ impl Dhcp {
         let lease = self.table.leases.get(&ip);
         let mine = lease.is_some_and(|l| l.client.as_ref() == Some(&cx.client));
         match lease.map(|l| (l.state, l)) {
-            Some((BindingState::Abandoned, _)) => return Err(Refusal::Abandoned),
+            Some((BindingState::Abandoned, l)) if failover || l.ends > now => {
+                return Err(Refusal::Abandoned)
+            }
             Some((BindingState::Active, l)) if l.ends > now && !mine => {
                 return Err(Refusal::TakenByAnother)
             }
@@ -568,7 +600,9 @@ impl Dhcp {
                         .iter()
                         .find(|ip| self.partner_down_reusable(p, *ip, now))
                 } else {
-                    self.table.pick_free(p, owner)
+                    self.table
+                        .pick_free(p, owner)
+                        .or_else(|| self.table.pick_ended(p, now))
                 };
                 if let Some(ip) = pick {
                     return Ok((ip, p));
@@ -677,7 +711,20 @@ impl Dhcp {
         let Some(ip) = requested_ip(cx.msg).or_else(|| nonzero(cx.msg.ciaddr())) else {
             return Decision::drop(DropReason::Malformed);
         };
-        let pool = match self.check_address(now, cx, ip, false) {
+        // INIT-REBOOT: no server id, no ciaddr (RFC 2131 §4.3.2).
+        let init_reboot = server_identifier(cx.msg).is_none() && nonzero(cx.msg.ciaddr()).is_none();
+        let checked = self.check_address(now, cx, ip, false);
+        if init_reboot && !matches!(checked, Err(Refusal::WrongNetwork)) {
+            // "If the DHCP server has no record of this client, then it MUST remain silent."
+            // A wrong network is still NAKed; a known client asking for an address that is
+            // not its own is NAKed below.
+            match self.record_of(cx) {
+                None => return Decision::drop(DropReason::UnknownClient),
+                Some(known) if known != ip => return self.nak(cx, Refusal::NotTheClients),
+                Some(_) => {}
+            }
+        }
+        let pool = match checked {
             Ok(p) => p,
             Err(Refusal::OwnedByPeer) => return Decision::drop(DropReason::OwnedByPeer),
             Err(refusal) => return self.nak(cx, refusal),
@@ -690,6 +737,18 @@ impl Dhcp {
             reply: Some(reply),
             persist: Some(lease),
         }
+    }
+
+    /// The address this server has a record of for the client: its reservation on this
+    /// network, else its current or last binding (ended ones too, until the address goes to
+    /// someone else).
+    fn record_of(&self, cx: &Ctx) -> Option<Ipv4Addr> {
+        if let Some((rp, ri)) = cx.reservation {
+            if cx.pools.contains(&rp) {
+                return Some(self.config.pools[rp].reservations[ri].ip);
+            }
+        }
+        self.table.by_client.get(&cx.client).copied()
     }
 
     /// Record an active binding in the table and return the row to persist. `tstp` is the
@@ -759,11 +818,7 @@ impl Dhcp {
         };
         Decision {
             outcome: Outcome::Nak,
-            reply: Some(Reply {
-                msg: m,
-                dest,
-                relay_agent_info: cx.relay_agent_info.clone(),
-            }),
+            reply: Some(cx.reply(m, dest)),
             persist: None,
         }
     }
@@ -842,15 +897,13 @@ impl Dhcp {
         let dest = match (nonzero(cx.msg.giaddr()), nonzero(cx.msg.ciaddr())) {
             (Some(g), _) => Destination::Relay(g),
             (None, Some(c)) => Destination::Client(c),
-            (None, None) => Destination::Broadcast,
+            // RFC 2131 §4.3.5: the ACK goes to ciaddr; without one (and without a relay)
+            // there is nowhere correct to send it. Kea and ISC stay silent too.
+            (None, None) => return Decision::drop(DropReason::Malformed),
         };
         Decision {
             outcome: Outcome::InformAck,
-            reply: Some(Reply {
-                msg: m,
-                dest,
-                relay_agent_info: cx.relay_agent_info.clone(),
-            }),
+            reply: Some(cx.reply(m, dest)),
             persist: None,
         }
     }
@@ -879,11 +932,7 @@ impl Dhcp {
         let dest = self.lease_destination(cx);
         Decision {
             outcome: Outcome::BootpReply,
-            reply: Some(Reply {
-                msg: m,
-                dest,
-                relay_agent_info: cx.relay_agent_info.clone(),
-            }),
+            reply: Some(cx.reply(m, dest)),
             persist: Some(lease),
         }
     }
@@ -900,6 +949,12 @@ impl Dhcp {
         m.opts_mut().insert(DhcpOption::MessageType(kind));
         m.opts_mut()
             .insert(DhcpOption::ServerIdentifier(cx.server_id));
+        // RFC 6842: the client identifier comes back in OFFER, ACK and NAK.
+        if let Some(id @ DhcpOption::ClientIdentifier(_)) =
+            req.opts().get(OptionCode::ClientIdentifier)
+        {
+            m.opts_mut().insert(id.clone());
+        }
         m
     }
 
@@ -938,71 +993,33 @@ impl Dhcp {
                 .insert(DhcpOption::Rebinding((u64::from(s) * 7 / 8) as u32));
         }
         self.add_options(cx, &mut m, pool);
-        Reply {
-            msg: m,
-            dest: self.lease_destination(cx),
-            relay_agent_info: cx.relay_agent_info.clone(),
-        }
+        cx.reply(m, self.lease_destination(cx))
     }
 
-    /// Configured options, innermost scope winning, limited to the parameter request list
-    /// when the client sent one (RFC 2132 §9.8).
+    /// Configured options, innermost scope winning (global < subnet < pool < reservation),
+    /// limited to the parameter request list when the client sent one (RFC 2132 §9.8).
+    /// Options are matched by code number, whatever name dhcproto gives the code.
     fn add_options(&self, cx: &Ctx, m: &mut Message, pool: usize) {
-        let p: &Pool = &self.config.pools[pool];
+        let p = &self.config.pools[pool];
         let res = cx
             .reservation
             .filter(|(rp, _)| *rp == pool)
             .map(|(rp, ri)| &self.config.pools[rp].reservations[ri]);
-        let merged;
-        let opts: &OptionValues = match res {
-            Some(r) if !r.options.is_empty() => {
-                merged = p.options.overlay(&r.options);
-                &merged
-            }
-            _ => &p.options,
+        let mut options = match res {
+            Some(r) if !r.options.is_empty() => p.options.overlay(&r.options).encoded(),
+            _ => p.options.encoded(),
         };
-        let prl: Option<&Vec<OptionCode>> =
-            match cx.msg.opts().get(OptionCode::ParameterRequestList) {
-                Some(DhcpOption::ParameterRequestList(l)) => Some(l),
-                _ => None,
-            };
-        let wanted = |code: OptionCode| prl.is_none_or(|l| l.contains(&code));
-        let out = m.opts_mut();
-        let mut put = |o: DhcpOption| {
-            if wanted(OptionCode::from(&o)) {
-                out.insert(o);
-            }
-        };
-        if let Some(v) = opts.subnet_mask {
-            put(DhcpOption::SubnetMask(v));
-        }
-        if let Some(v) = &opts.routers {
-            put(DhcpOption::Router(v.clone()));
-        }
-        if let Some(v) = &opts.domain_name_servers {
-            put(DhcpOption::DomainNameServer(v.clone()));
-        }
-        if let Some(v) = &opts.domain_name {
-            put(DhcpOption::DomainName(v.clone()));
-        }
-        if let Some(v) = opts.broadcast_address {
-            put(DhcpOption::BroadcastAddr(v));
-        }
-        if let Some(v) = &opts.ntp_servers {
-            put(DhcpOption::NtpServers(v.clone()));
-        }
-        if let Some(list) = &opts.domain_search {
-            let names: Vec<_> = list.iter().filter_map(|d| d.parse().ok()).collect();
-            put(DhcpOption::DomainSearch(names));
-        }
         if let Some(h) = res.and_then(|r| r.hostname.as_ref()) {
-            put(DhcpOption::Hostname(h.clone()));
+            options.retain(|(c, _)| *c != code::HOST_NAME);
+            options.push((code::HOST_NAME, h.as_bytes().to_vec()));
         }
-        for c in &opts.custom {
-            if let Ok(bytes) = c.bytes() {
-                let code = OptionCode::from(c.code);
-                put(DhcpOption::Unknown(dhcpair_wire::v4::UnknownOption::new(
-                    code, bytes,
+        let requested = ReplyShape::of(cx.msg).order;
+        let out = m.opts_mut();
+        for (c, bytes) in options {
+            if requested.is_empty() || requested.contains(&c) {
+                out.insert(DhcpOption::Unknown(UnknownOption::new(
+                    OptionCode::from(c),
+                    bytes,
                 )));
             }
         }

@@ -66,6 +66,22 @@ pub(crate) struct PoolIndex {
     pub sets: [OwnerSet; 2],
     /// Failover pools keep EXPIRED/RELEASED/RESET out of use until the peer has acked them.
     pub failover: bool,
+    /// Without failover: active and abandoned rows by the time they end. An address is
+    /// reusable the moment its lease or its decline probation ends, before the reclaim sweep
+    /// writes it down (as ISC and Kea do).
+    ending: BTreeSet<(Time, Ipv4Addr)>,
+    ending_at: HashMap<Ipv4Addr, Time>,
+}
+
+impl PoolIndex {
+    fn unindex(&mut self, ip: Ipv4Addr) {
+        for set in &mut self.sets {
+            set.remove(ip);
+        }
+        if let Some(t) = self.ending_at.remove(&ip) {
+            self.ending.remove(&(t, ip));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -161,9 +177,7 @@ impl Table {
         let Some(idx) = self.pools.get_mut(pool) else {
             return;
         };
-        for set in &mut idx.sets {
-            set.remove(ip);
-        }
+        idx.unindex(ip);
         if self.reserved_ip.contains_key(&ip) || self.offers.contains_key(&ip) {
             return;
         }
@@ -182,6 +196,11 @@ impl Table {
                 | BindingState::Reset,
                 false,
             ) => Owner::Free,
+            (BindingState::Active | BindingState::Abandoned, false) => {
+                idx.ending.insert((l.ends, ip));
+                idx.ending_at.insert(ip, l.ends);
+                return;
+            }
             // Active leases come back through expiry, abandoned ones through probation,
             // transitional ones (failover) once the peer acked them.
             _ => return,
@@ -266,6 +285,13 @@ impl Table {
     /// The best allocatable address of an owner: never used first, then least recently freed.
     pub fn pick_free(&self, pool: usize, owner: Owner) -> Option<Ipv4Addr> {
         self.pools.get(pool)?.sets[owner as usize].first()
+    }
+
+    /// Without failover, the address whose lease or probation ended first, if one has ended
+    /// by `now` (least recently used first, as the free sets).
+    pub fn pick_ended(&self, pool: usize, now: Time) -> Option<Ipv4Addr> {
+        let (t, ip) = self.pools.get(pool)?.ending.first()?;
+        (*t <= now).then_some(*ip)
     }
 
     pub fn free_count(&self, pool: usize, owner: Owner) -> usize {

@@ -105,8 +105,15 @@ pub(crate) fn lease(e: &mut Engine, now: Time, mac: [u8; 6]) -> Ipv4Addr {
     ip
 }
 
-fn opt(m: &Message, c: OptionCode) -> Option<&DhcpOption> {
-    m.opts().get(c)
+/// Option `c` of a reply as a client decodes it from the wire.
+pub(crate) fn opt(m: &Message, c: OptionCode) -> Option<DhcpOption> {
+    let shape = dhcpair_wire::ReplyShape {
+        order: Vec::new(),
+        max_message_size: 1500,
+    };
+    let bytes = dhcpair_wire::encode_reply(m, None, &shape).unwrap();
+    let seen = <Message as dhcpair_wire::v4::Decodable>::from_bytes(&bytes).unwrap();
+    seen.opts().get(c).cloned()
 }
 
 #[test]
@@ -118,35 +125,35 @@ fn discover_offers_a_free_address_with_the_configured_options() {
     assert_eq!(r.dest, Destination::Broadcast);
     assert_eq!(
         opt(&r.msg, OptionCode::MessageType),
-        Some(&DhcpOption::MessageType(MessageType::Offer))
+        Some(DhcpOption::MessageType(MessageType::Offer))
     );
     assert_eq!(
         opt(&r.msg, OptionCode::ServerIdentifier),
-        Some(&DhcpOption::ServerIdentifier(SERVER))
+        Some(DhcpOption::ServerIdentifier(SERVER))
     );
     assert_eq!(
         opt(&r.msg, OptionCode::Router),
-        Some(&DhcpOption::Router(vec![Ipv4Addr::new(10, 0, 0, 1)]))
+        Some(DhcpOption::Router(vec![Ipv4Addr::new(10, 0, 0, 1)]))
     );
     assert_eq!(
         opt(&r.msg, OptionCode::SubnetMask),
-        Some(&DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)))
+        Some(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)))
     );
     assert_eq!(
         opt(&r.msg, OptionCode::DomainName),
-        Some(&DhcpOption::DomainName("example.org".into()))
+        Some(DhcpOption::DomainName("example.org".into()))
     );
     assert_eq!(
         opt(&r.msg, OptionCode::AddressLeaseTime),
-        Some(&DhcpOption::AddressLeaseTime(600))
+        Some(DhcpOption::AddressLeaseTime(600))
     );
     assert_eq!(
         opt(&r.msg, OptionCode::Renewal),
-        Some(&DhcpOption::Renewal(300))
+        Some(DhcpOption::Renewal(300))
     );
     assert_eq!(
         opt(&r.msg, OptionCode::Rebinding),
-        Some(&DhcpOption::Rebinding(525))
+        Some(DhcpOption::Rebinding(525))
     );
 }
 
@@ -221,14 +228,51 @@ fn init_reboot_for_another_network_is_nakked_by_broadcast() {
 }
 
 #[test]
-fn init_reboot_for_an_address_leased_to_another_client_is_nakked() {
+fn init_reboot_from_a_client_with_no_record_here_gets_silence() {
+    // RFC 2131 §4.3.2: "If the DHCP server has no record of this client, then it MUST
+    // remain silent", whether the address is free or leased to another client.
     let mut e = engine();
     let a = lease(&mut e, T0, mac(1));
-    let m = with(
+    for ip in [a, Ipv4Addr::new(10, 0, 0, 150)] {
+        let m = with(
+            packet(Some(MessageType::Request), mac(2)),
+            DhcpOption::RequestedIpAddress(ip),
+        );
+        let d = handle(&mut e, T0 + 1, &m);
+        assert_eq!(
+            d.outcome,
+            Outcome::Dropped(DropReason::UnknownClient),
+            "{ip}"
+        );
+        assert!(d.persist.is_none());
+    }
+    // Relayed: the same.
+    let mut m = with(
         packet(Some(MessageType::Request), mac(2)),
-        DhcpOption::RequestedIpAddress(a),
+        DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 150)),
     );
-    assert_eq!(handle(&mut e, T0 + 1, &m).outcome, Outcome::Nak);
+    m.set_giaddr(Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(
+        handle(&mut e, T0 + 1, &m).outcome,
+        Outcome::Dropped(DropReason::UnknownClient)
+    );
+}
+
+#[test]
+fn init_reboot_from_a_known_client_is_acked_for_its_address_and_nakked_for_another() {
+    let mut e = engine();
+    let a = lease(&mut e, T0, mac(1));
+    let ask = |ip| {
+        with(
+            packet(Some(MessageType::Request), mac(1)),
+            DhcpOption::RequestedIpAddress(ip),
+        )
+    };
+    let d = handle(&mut e, T0 + 1, &ask(a));
+    assert_eq!(d.outcome, Outcome::Ack);
+    assert_eq!(d.persist.unwrap().ip, a);
+    let other = Ipv4Addr::new(10, 0, 0, 150);
+    assert_eq!(handle(&mut e, T0 + 2, &ask(other)).outcome, Outcome::Nak);
 }
 
 #[test]
@@ -306,8 +350,11 @@ fn decline_abandons_the_address_until_probation_ends() {
     let d = handle(&mut e, T0 + 2, &packet(Some(MessageType::Discover), mac(1)));
     assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoFreeAddress));
     let m = with(
-        packet(Some(MessageType::Request), mac(1)),
-        DhcpOption::RequestedIpAddress(a),
+        with(
+            packet(Some(MessageType::Request), mac(1)),
+            DhcpOption::RequestedIpAddress(a),
+        ),
+        DhcpOption::ServerIdentifier(SERVER),
     );
     assert_eq!(handle(&mut e, T0 + 3, &m).outcome, Outcome::Nak);
     assert_eq!(e.pool_stats(T0 + 3)[0].abandoned, 1);
@@ -316,6 +363,61 @@ fn decline_abandons_the_address_until_probation_ends() {
     assert!(rows
         .iter()
         .any(|l| l.ip == a && l.state == BindingState::Free));
+}
+
+#[test]
+fn an_address_is_offered_again_the_moment_its_lease_or_its_probation_ends() {
+    // A one-address pool, a 3 s lease, another client 4 s later, no reclaim sweep between:
+    // the address is offered (Kea and ISC do; the sweep only writes the expiry down).
+    let yaml = r#"
+server: {interfaces: [eth0], dataDir: /tmp/x, serverId: 10.0.0.2}
+pools:
+  - name: one
+    subnet: 10.0.0.0/24
+    ranges: [{start: 10.0.0.100, end: 10.0.0.100}]
+    defaultLeaseTime: 3
+    minLeaseTime: 1
+"#;
+    let mut e = Engine::new(Config::from_yaml("t", yaml).unwrap(), vec![], &[], T0);
+    let a = lease(&mut e, T0, mac(1));
+    let d = handle(&mut e, T0 + 1, &packet(Some(MessageType::Discover), mac(2)));
+    assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoFreeAddress));
+    let d = handle(&mut e, T0 + 4, &packet(Some(MessageType::Discover), mac(2)));
+    assert_eq!(d.outcome, Outcome::Offer);
+    assert_eq!(d.reply.unwrap().msg.yiaddr(), a);
+    // The previous client, back first, still gets its address (affinity).
+    let mut e = Engine::new(Config::from_yaml("t", yaml).unwrap(), vec![], &[], T0);
+    let a = lease(&mut e, T0, mac(1));
+    let d = handle(&mut e, T0 + 4, &packet(Some(MessageType::Discover), mac(1)));
+    assert_eq!(d.reply.unwrap().msg.yiaddr(), a);
+    // Declined: not before the probation ends, at once after it.
+    let mut e = Engine::new(
+        Config::from_yaml(
+            "t",
+            &yaml.replace(
+                "serverId: 10.0.0.2",
+                "serverId: 10.0.0.2, declineProbationPeriod: 5",
+            ),
+        )
+        .unwrap(),
+        vec![],
+        &[],
+        T0,
+    );
+    let a = lease(&mut e, T0, mac(1));
+    let decline = with(
+        with(
+            packet(Some(MessageType::Decline), mac(1)),
+            DhcpOption::RequestedIpAddress(a),
+        ),
+        DhcpOption::ServerIdentifier(SERVER),
+    );
+    assert_eq!(handle(&mut e, T0 + 1, &decline).outcome, Outcome::Declined);
+    let d = handle(&mut e, T0 + 5, &packet(Some(MessageType::Discover), mac(2)));
+    assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoFreeAddress));
+    let d = handle(&mut e, T0 + 6, &packet(Some(MessageType::Discover), mac(2)));
+    assert_eq!(d.outcome, Outcome::Offer);
+    assert_eq!(d.reply.unwrap().msg.yiaddr(), a);
 }
 
 #[test]
@@ -347,16 +449,19 @@ fn a_reserved_mac_gets_its_fixed_address_with_its_own_options() {
     assert_eq!(r.yiaddr(), Ipv4Addr::new(10, 0, 0, 10));
     assert_eq!(
         opt(&r, OptionCode::DomainName),
-        Some(&DhcpOption::DomainName("fixed.example.org".into()))
+        Some(DhcpOption::DomainName("fixed.example.org".into()))
     );
     assert_eq!(
         opt(&r, OptionCode::Hostname),
-        Some(&DhcpOption::Hostname("fixed".into()))
+        Some(DhcpOption::Hostname("fixed".into()))
     );
-    // Nobody else may take it.
+    // Nobody else may take it (a REQUEST in SELECTING names this server).
     let m = with(
-        packet(Some(MessageType::Request), mac(1)),
-        DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 10)),
+        with(
+            packet(Some(MessageType::Request), mac(1)),
+            DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 10)),
+        ),
+        DhcpOption::ServerIdentifier(SERVER),
     );
     assert_eq!(handle(&mut e, T0, &m).outcome, Outcome::Nak);
 }
@@ -610,4 +715,200 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// A pool with options by code, some that dhcproto knows by name (66, 150 for some
+/// versions, 24, 2, ...) and some it does not (224).
+const BY_CODE: &str = r#"
+server: {interfaces: [eth0], serverId: 10.0.0.2}
+pools:
+  - name: lan
+    subnet: 10.0.0.0/24
+    ranges: [{start: 10.0.0.100, end: 10.0.0.110}]
+    options:
+      routers: [10.0.0.1]
+      custom:
+        - {code: 66, text: tftp.example.org}
+        - {code: 67, text: pxelinux.0}
+        - {code: 150, ips: [10.0.0.5, 10.0.0.6]}
+        - {code: 224, hex: "01:02:03"}
+        - {code: 24, u32: 600}
+        - {code: 2, u32: 3600}
+        - {code: 43, hex: "01:04:0a:00:00:05"}
+"#;
+
+fn by_code_engine() -> Engine {
+    Engine::new(Config::from_yaml("t", BY_CODE).unwrap(), vec![], &[], T0)
+}
+
+/// The option codes of a reply as they go on the wire, and the payload of each.
+fn wire_options(r: &Reply) -> Vec<(u8, Vec<u8>)> {
+    let bytes = r.encode().unwrap();
+    let mut out: Vec<(u8, Vec<u8>)> = Vec::new();
+    let opts = &bytes[240..];
+    let mut i = 0;
+    while i < opts.len() && opts[i] != 255 {
+        if opts[i] == 0 {
+            i += 1;
+            continue;
+        }
+        let (code, len) = (opts[i], opts[i + 1] as usize);
+        out.push((code, opts[i + 2..i + 2 + len].to_vec()));
+        i += 2 + len;
+    }
+    out
+}
+
+fn prl(codes: &[u8]) -> DhcpOption {
+    DhcpOption::ParameterRequestList(codes.iter().map(|c| OptionCode::from(*c)).collect())
+}
+
+#[test]
+fn options_configured_by_code_reach_offer_ack_and_inform_in_the_requested_order() {
+    let mut e = by_code_engine();
+    let want: Vec<(u8, Vec<u8>)> = vec![
+        (150, vec![10, 0, 0, 5, 10, 0, 0, 6]),
+        (66, b"tftp.example.org".to_vec()),
+        (224, vec![1, 2, 3]),
+        (67, b"pxelinux.0".to_vec()),
+        (43, vec![1, 4, 10, 0, 0, 5]),
+        (24, vec![0, 0, 2, 88]),
+        (2, vec![0, 0, 14, 16]),
+    ];
+    let asked: Vec<u8> = want.iter().map(|(c, _)| *c).collect();
+    let discover = with(packet(Some(MessageType::Discover), mac(1)), prl(&asked));
+    let d = handle(&mut e, T0, &discover);
+    let offer = d.reply.unwrap();
+    let ip = offer.msg.yiaddr();
+    let got = wire_options(&offer);
+    // Type, server id, lease times, then exactly what was asked, in the client's order
+    // (routers were not asked for).
+    let codes: Vec<u8> = got.iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes[..5], [53, 54, 51, 58, 59]);
+    assert_eq!(got[5..].to_vec(), want);
+
+    let request = with(
+        with(
+            with(
+                packet(Some(MessageType::Request), mac(1)),
+                DhcpOption::ServerIdentifier(SERVER),
+            ),
+            DhcpOption::RequestedIpAddress(ip),
+        ),
+        prl(&asked),
+    );
+    let ack = handle(&mut e, T0, &request).reply.unwrap();
+    assert_eq!(wire_options(&ack)[5..].to_vec(), want);
+
+    let mut inform = with(packet(Some(MessageType::Inform), mac(2)), prl(&asked));
+    inform.set_ciaddr(Ipv4Addr::new(10, 0, 0, 33));
+    let d = handle(&mut e, T0, &inform);
+    assert_eq!(d.outcome, Outcome::InformAck);
+    let got = wire_options(&d.reply.unwrap());
+    assert_eq!(
+        got[..2].iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+        [53, 54]
+    );
+    assert_eq!(got[2..].to_vec(), want);
+}
+
+#[test]
+fn every_code_the_config_can_express_is_delivered_when_asked_for() {
+    // Codes the server manages itself are refused by validation; every other code 1..=254
+    // configured by code comes back when the client asks for it, whatever dhcproto calls it.
+    let managed = [50u8, 51, 52, 53, 54, 58, 59, 61, 82];
+    let mut checked = 0;
+    for code in 1u8..=254 {
+        if managed.contains(&code) {
+            continue;
+        }
+        let yaml = format!(
+            "server: {{interfaces: [eth0], serverId: 10.0.0.2}}\npools:\n  - name: lan\n    subnet: 10.0.0.0/24\n    ranges: [{{start: 10.0.0.100, end: 10.0.0.110}}]\n    options: {{custom: [{{code: {code}, hex: \"0a:0b:0c:0d\"}}]}}\n"
+        );
+        let mut e = Engine::new(Config::from_yaml("t", &yaml).unwrap(), vec![], &[], T0);
+        let d = handle(
+            &mut e,
+            T0,
+            &with(packet(Some(MessageType::Discover), mac(1)), prl(&[code])),
+        );
+        let got = wire_options(&d.reply.unwrap());
+        assert!(
+            got.contains(&(code, vec![10, 11, 12, 13])),
+            "code {code}: {got:?}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 254 - 9);
+}
+
+#[test]
+fn the_client_identifier_is_echoed_in_offer_ack_and_nak_direct_and_relayed() {
+    let id = vec![1, 0x52, 0x54, 0, 0, 0, 0x42];
+    for giaddr in [None, Some(Ipv4Addr::new(10, 1, 0, 1))] {
+        let mut e = engine();
+        let base = |kind| {
+            let mut m = with(
+                packet(Some(kind), mac(0x42)),
+                DhcpOption::ClientIdentifier(id.clone()),
+            );
+            if let Some(g) = giaddr {
+                m.set_giaddr(g);
+            }
+            m
+        };
+        let d = handle(&mut e, T0, &base(MessageType::Discover));
+        assert_eq!(d.outcome, Outcome::Offer);
+        let offer = d.reply.unwrap();
+        assert!(wire_options(&offer).contains(&(61, id.clone())), "offer");
+        let ip = offer.msg.yiaddr();
+        let request = with(
+            with(
+                base(MessageType::Request),
+                DhcpOption::ServerIdentifier(SERVER),
+            ),
+            DhcpOption::RequestedIpAddress(ip),
+        );
+        let d = handle(&mut e, T0, &request);
+        assert_eq!(d.outcome, Outcome::Ack);
+        assert!(
+            wire_options(&d.reply.unwrap()).contains(&(61, id.clone())),
+            "ack"
+        );
+        let wrong = with(
+            with(
+                base(MessageType::Request),
+                DhcpOption::ServerIdentifier(SERVER),
+            ),
+            DhcpOption::RequestedIpAddress(Ipv4Addr::new(192, 168, 9, 9)),
+        );
+        let d = handle(&mut e, T0, &wrong);
+        assert_eq!(d.outcome, Outcome::Nak);
+        assert!(
+            wire_options(&d.reply.unwrap()).contains(&(61, id.clone())),
+            "nak"
+        );
+    }
+    // Without option 61 in the request there is none in the reply.
+    let mut e = engine();
+    let d = handle(&mut e, T0, &packet(Some(MessageType::Discover), mac(1)));
+    assert!(!wire_options(&d.reply.unwrap())
+        .iter()
+        .any(|(c, _)| *c == 61));
+}
+
+#[test]
+fn inform_without_ciaddr_or_relay_gets_no_answer() {
+    let mut e = engine();
+    let d = handle(&mut e, T0, &packet(Some(MessageType::Inform), mac(1)));
+    assert_eq!(d.outcome, Outcome::Dropped(DropReason::Malformed));
+    assert!(d.reply.is_none());
+    // Relayed, it goes to the relay.
+    let mut m = packet(Some(MessageType::Inform), mac(1));
+    m.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+    let d = handle(&mut e, T0, &m);
+    assert_eq!(d.outcome, Outcome::InformAck);
+    assert_eq!(
+        d.reply.unwrap().dest,
+        Destination::Relay(Ipv4Addr::new(10, 1, 0, 1))
+    );
 }

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use dhcpair_config::Config;
 use dhcpair_engine::{Arrival, Engine, Outcome};
+use dhcpair_wire::decode_request;
 use dhcpair_wire::v4::{DhcpOption, Message, MessageType, OptionCode};
-use dhcpair_wire::{decode_request, encode_reply};
 
 #[test]
 #[ignore = "measurement; run explicitly in release"]
@@ -65,7 +65,7 @@ pools:
         let inb = decode_request(raw).unwrap();
         let d = e.handle_request(now, &arrival, &inb.msg, inb.relay_agent_info);
         let offer = d.reply.unwrap();
-        let _ = encode_reply(&offer.msg, None).unwrap();
+        let _ = offer.encode().unwrap();
         let mut req = mk(i as u32, MessageType::Request);
         req.opts_mut()
             .insert(DhcpOption::RequestedIpAddress(offer.msg.yiaddr()));
@@ -77,7 +77,7 @@ pools:
         let t_req = Instant::now();
         let inb = decode_request(&raw).unwrap();
         let d = e.handle_request(now, &arrival, &inb.msg, inb.relay_agent_info);
-        let _ = encode_reply(&d.reply.as_ref().unwrap().msg, None).unwrap();
+        let _ = d.reply.as_ref().unwrap().encode().unwrap();
         let _ = t_req;
         if d.outcome == Outcome::Ack {
             acks += 1;

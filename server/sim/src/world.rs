@@ -969,7 +969,7 @@ impl World {
             self.tables_dirty = true;
         }
         if let Some(r) = d.reply {
-            match dhcpair_wire::encode_reply(&r.msg, r.relay_agent_info.as_deref()) {
+            match r.encode() {
                 Ok(bytes) if client < self.clients.len() => {
                     s.pending.push(Out::Reply(client, bytes))
                 }

@@ -105,10 +105,12 @@ fn kept_option(code: u8, data: &[u8]) -> bool {
     }
 }
 
-/// A copy of the packet whose options hold only well-formed [`kept_option`]s.
+/// A copy of the packet whose options hold only well-formed [`kept_option`]s. An option that
+/// appears several times is one option whose data is the concatenation (RFC 3396 §7), so a
+/// repeated message type is two bytes long and the packet is refused: a DHCP message whose
+/// type cannot be read must not pass for BOOTP.
 fn sanitize(buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::with_capacity(buf.len().min(576));
-    out.extend_from_slice(&buf[..OPTIONS_OFFSET]);
+    let mut found: Vec<(u8, Vec<u8>)> = Vec::new();
     let opts = &buf[OPTIONS_OFFSET..];
     let mut i = 0;
     while i < opts.len() {
@@ -120,13 +122,28 @@ fn sanitize(buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
                 let data = opts
                     .get(i + 2..i + 2 + len)
                     .ok_or(DecodeError::BadOptions)?;
-                if kept_option(code, data) {
-                    out.push(code);
-                    out.push(len as u8);
-                    out.extend_from_slice(data);
+                match found.iter_mut().find(|(c, _)| *c == code) {
+                    Some((_, d)) => d.extend_from_slice(data),
+                    None => found.push((code, data.to_vec())),
                 }
                 i += 2 + len;
             }
+        }
+    }
+    let mut out = Vec::with_capacity(buf.len().min(576));
+    out.extend_from_slice(&buf[..OPTIONS_OFFSET]);
+    for (code, mut data) in found {
+        if code == 53 && data.len() != 1 {
+            return Err(DecodeError::BadOptions);
+        }
+        if code == 55 {
+            // A request list longer than one option can only repeat codes.
+            data.truncate(255);
+        }
+        if data.len() <= 255 && kept_option(code, &data) {
+            out.push(code);
+            out.push(data.len() as u8);
+            out.extend_from_slice(&data);
         }
     }
     out.push(OPT_END);
@@ -156,27 +173,141 @@ fn find_option(opts: &[u8], code: u8) -> Result<Option<&[u8]>, DecodeError> {
     Ok(None)
 }
 
-/// Encode a reply. `relay_agent_info` (a whole option as received) is placed last before END,
-/// byte for byte (RFC 3046 §2.2). Replies are padded to [`MIN_REPLY_LEN`].
+/// RFC 2132 §9.10: the smallest maximum message size a client may announce, and the size
+/// every client must accept.
+pub const MIN_MAX_MESSAGE_SIZE: u16 = 576;
+/// IPv4 and UDP headers, which the maximum message size includes (as ISC dhcpd counts it).
+const IP_UDP_HEADERS: usize = 28;
+
+/// How a reply's options are laid out for one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyShape {
+    /// The client's parameter request list in its order: RFC 2132 §9.8 asks the server to
+    /// try to insert the requested options in that order.
+    pub order: Vec<u8>,
+    /// The largest DHCP message the client accepts, IP and UDP headers included (option 57,
+    /// RFC 2132 §9.10; at least 576).
+    pub max_message_size: u16,
+}
+
+impl Default for ReplyShape {
+    fn default() -> ReplyShape {
+        ReplyShape {
+            order: Vec::new(),
+            max_message_size: MIN_MAX_MESSAGE_SIZE,
+        }
+    }
+}
+
+impl ReplyShape {
+    /// The shape a request asks for.
+    pub fn of(request: &Message) -> ReplyShape {
+        use dhcproto::v4::{DhcpOption, OptionCode};
+        let order = match request.opts().get(OptionCode::ParameterRequestList) {
+            Some(DhcpOption::ParameterRequestList(l)) => l.iter().map(|c| u8::from(*c)).collect(),
+            _ => Vec::new(),
+        };
+        let max_message_size = match request.opts().get(OptionCode::MaxMessageSize) {
+            Some(DhcpOption::MaxMessageSize(n)) => (*n).max(MIN_MAX_MESSAGE_SIZE),
+            _ => MIN_MAX_MESSAGE_SIZE,
+        };
+        ReplyShape {
+            order,
+            max_message_size,
+        }
+    }
+
+    /// Where an option goes: message type, server id and the lease times first (as ISC and
+    /// Kea place them), then the requested options in the client's order, then the rest by
+    /// code. Option 82 is placed last by [`encode_reply`] itself.
+    fn rank(&self, code: u8) -> (usize, u8) {
+        const FIRST: [u8; 5] = [53, 54, 51, 58, 59];
+        if let Some(i) = FIRST.iter().position(|c| *c == code) {
+            return (i, 0);
+        }
+        match self.order.iter().position(|c| *c == code) {
+            Some(i) => (FIRST.len() + i, 0),
+            None => (usize::MAX, code),
+        }
+    }
+}
+
+/// Options a reply never loses to the size limit: without them it is not a DHCP reply.
+fn essential(code: u8) -> bool {
+    matches!(code, 53 | 54 | 51 | 58 | 59 | 61)
+}
+
+/// Encode a reply. Options are ordered per [`ReplyShape::rank`]; `relay_agent_info` (a whole
+/// option as received) is placed last before END, byte for byte (RFC 3046 §2.2). When the
+/// options do not fit the client's maximum message size, the options ranked last are left
+/// out. Replies are padded to [`MIN_REPLY_LEN`].
 pub fn encode_reply(
     msg: &Message,
     relay_agent_info: Option<&[u8]>,
+    shape: &ReplyShape,
 ) -> Result<Vec<u8>, EncodeError> {
     let mut buf = Vec::with_capacity(576);
     msg.encode(&mut Encoder::new(&mut buf))
         .map_err(|e| EncodeError(e.to_string()))?;
-    if let Some(rai) = relay_agent_info {
-        // dhcproto ends the options with END; put the option in front of it.
-        if buf.last() != Some(&OPT_END) {
-            buf.push(OPT_END);
+    if buf.len() < OPTIONS_OFFSET {
+        return Err(EncodeError("dhcproto wrote a short header".into()));
+    }
+    let mut opts = split_options(&buf[OPTIONS_OFFSET..])?;
+    opts.sort_by_key(|(code, _)| shape.rank(*code));
+    let limit = usize::from(shape.max_message_size).saturating_sub(IP_UDP_HEADERS);
+    let rai_len = relay_agent_info.map_or(0, <[u8]>::len);
+    let size = |opts: &[(u8, &[u8])]| {
+        OPTIONS_OFFSET + opts.iter().map(|(_, d)| 2 + d.len()).sum::<usize>() + rai_len + 1
+    };
+    while size(&opts) > limit {
+        match opts.iter().rposition(|(code, _)| !essential(*code)) {
+            Some(i) => {
+                let code = opts[i].0;
+                // A long option (RFC 3396) goes whole, not in part.
+                opts.retain(|(c, _)| *c != code);
+            }
+            None => break,
         }
-        let end = buf.len() - 1;
-        buf.splice(end..end, rai.iter().copied());
     }
-    if buf.len() < MIN_REPLY_LEN {
-        buf.resize(MIN_REPLY_LEN, OPT_PAD);
+    let mut out = Vec::with_capacity(size(&opts).max(MIN_REPLY_LEN));
+    out.extend_from_slice(&buf[..OPTIONS_OFFSET]);
+    for (code, data) in &opts {
+        out.push(*code);
+        out.push(data.len() as u8);
+        out.extend_from_slice(data);
     }
-    Ok(buf)
+    if let Some(rai) = relay_agent_info {
+        out.extend_from_slice(rai);
+    }
+    out.push(OPT_END);
+    if out.len() < MIN_REPLY_LEN {
+        out.resize(MIN_REPLY_LEN, OPT_PAD);
+    }
+    Ok(out)
+}
+
+/// The option TLVs of an options field, up to END (pads dropped).
+fn split_options(opts: &[u8]) -> Result<Vec<(u8, &[u8])>, EncodeError> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            OPT_PAD => i += 1,
+            OPT_END => break,
+            code => {
+                let len = *opts
+                    .get(i + 1)
+                    .ok_or_else(|| EncodeError("option without length".into()))?
+                    as usize;
+                let data = opts
+                    .get(i + 2..i + 2 + len)
+                    .ok_or_else(|| EncodeError("option longer than the message".into()))?;
+                out.push((code, data));
+                i += 2 + len;
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

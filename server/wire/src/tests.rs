@@ -39,7 +39,7 @@ fn relay_agent_information_is_echoed_byte_for_byte() {
         .opts_mut()
         .remove(dhcproto::v4::OptionCode::RelayAgentInformation);
     reply.set_opcode(Opcode::BootReply);
-    let out = encode_reply(&reply, Some(&rai)).unwrap();
+    let out = encode_reply(&reply, Some(&rai), &ReplyShape::default()).unwrap();
     assert!(out.len() >= MIN_REPLY_LEN);
     let found = find_option(&out[OPTIONS_OFFSET..], 82).unwrap().unwrap();
     assert_eq!(found, &rai[..]);
@@ -76,11 +76,112 @@ fn options_dhcproto_would_assert_on_are_dropped_not_fatal() {
 }
 
 #[test]
-fn a_wrong_length_message_type_is_dropped_from_the_options() {
+fn a_message_type_that_cannot_be_read_refuses_the_packet() {
+    // Two bytes long, or given twice (RFC 3396 concatenates repeated options): either way
+    // the packet is not a readable DHCP message and must not pass for BOOTP.
+    for opts in [&[53u8, 2, 1, 1, 255][..], &[53, 1, 1, 53, 1, 3, 255]] {
+        let mut raw = discover_with_agent_info();
+        raw.truncate(OPTIONS_OFFSET);
+        raw.extend_from_slice(opts);
+        assert_eq!(
+            decode_request(&raw),
+            Err(DecodeError::BadOptions),
+            "{opts:?}"
+        );
+    }
+}
+
+#[test]
+fn a_parameter_request_list_split_over_two_options_is_read_whole() {
     let mut raw = discover_with_agent_info();
     raw.truncate(OPTIONS_OFFSET);
-    raw.extend_from_slice(&[53, 2, 1, 1, 255]);
-    assert_eq!(decode_request(&raw).unwrap().msg.opts().msg_type(), None);
+    raw.extend_from_slice(&[53, 1, 1, 55, 2, 1, 3, 55, 2, 66, 150, 255]);
+    let m = decode_request(&raw).unwrap().msg;
+    assert_eq!(ReplyShape::of(&m).order, vec![1, 3, 66, 150]);
+}
+
+/// The option codes of an encoded reply, in wire order.
+fn codes_on_wire(buf: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let opts = &buf[OPTIONS_OFFSET..];
+    let mut i = 0;
+    while i < opts.len() && opts[i] != 255 {
+        if opts[i] == 0 {
+            i += 1;
+            continue;
+        }
+        out.push(opts[i]);
+        i += 2 + opts[i + 1] as usize;
+    }
+    out
+}
+
+fn reply_with(options: &[(u8, usize)]) -> Message {
+    let mut m = Message::default();
+    m.set_opcode(Opcode::BootReply);
+    m.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Ack));
+    m.opts_mut()
+        .insert(DhcpOption::ServerIdentifier([10, 0, 0, 1].into()));
+    m.opts_mut().insert(DhcpOption::AddressLeaseTime(600));
+    for (code, len) in options {
+        m.opts_mut()
+            .insert(DhcpOption::Unknown(dhcproto::v4::UnknownOption::new(
+                (*code).into(),
+                vec![7; *len],
+            )));
+    }
+    m
+}
+
+#[test]
+fn options_follow_the_request_list_order_after_type_server_id_and_times() {
+    let m = reply_with(&[(1, 4), (3, 4), (66, 5), (150, 4), (6, 8), (224, 2)]);
+    let shape = ReplyShape {
+        order: vec![150, 6, 66, 3, 1],
+        ..ReplyShape::default()
+    };
+    let out = encode_reply(&m, Some(&[82, 2, 1, 0]), &shape).unwrap();
+    // Written by hand from RFC 2132 §9.8 and RFC 3046 §2.2: requested options in the
+    // client's order, the rest by code, option 82 last.
+    assert_eq!(
+        codes_on_wire(&out),
+        vec![53, 54, 51, 150, 6, 66, 3, 1, 224, 82]
+    );
+}
+
+#[test]
+fn a_long_option_is_split_and_options_that_do_not_fit_the_maximum_size_are_left_out() {
+    // 300 bytes of option 43 become two options (255 + 45, RFC 3396).
+    let m = reply_with(&[(43, 300), (3, 4)]);
+    let big = ReplyShape {
+        order: vec![3, 43],
+        max_message_size: 1500,
+    };
+    let out = encode_reply(&m, None, &big).unwrap();
+    assert_eq!(codes_on_wire(&out), vec![53, 54, 51, 3, 43, 43]);
+    let total_43: usize = {
+        let opts = &out[OPTIONS_OFFSET..];
+        let mut i = 0;
+        let mut n = 0;
+        while opts[i] != 255 {
+            if opts[i] == 43 {
+                n += opts[i + 1] as usize;
+            }
+            i += 2 + opts[i + 1] as usize;
+        }
+        n
+    };
+    assert_eq!(total_43, 300);
+    // With 576 bytes (28 of them IP and UDP headers), 240 + 3 + 6 + 6 + 6 + 1 leave no room
+    // for 304 bytes of option 43: it goes whole, option 3 stays.
+    let small = ReplyShape {
+        order: vec![3, 43],
+        max_message_size: 576,
+    };
+    let out = encode_reply(&m, None, &small).unwrap();
+    assert_eq!(codes_on_wire(&out), vec![53, 54, 51, 3]);
+    assert!(out.len() <= 576 - 28);
 }
 
 proptest::proptest! {
@@ -96,7 +197,7 @@ proptest::proptest! {
         raw.truncate(OPTIONS_OFFSET);
         raw.extend_from_slice(&opts);
         if let Ok(inbound) = decode_request(&raw) {
-            let _ = encode_reply(&inbound.msg, inbound.relay_agent_info.as_deref());
+            let _ = encode_reply(&inbound.msg, inbound.relay_agent_info.as_deref(), &ReplyShape::of(&inbound.msg));
         }
     }
 }

@@ -182,8 +182,8 @@ fn an_added_pool_and_an_added_reservation_serve_the_next_packet() {
     let m = d.reply.unwrap().msg;
     assert_eq!(m.yiaddr(), ip(20));
     assert_eq!(
-        m.opts().get(OptionCode::Hostname),
-        Some(&DhcpOption::Hostname("printer".into()))
+        crate::tests::opt(&m, OptionCode::Hostname),
+        Some(DhcpOption::Hostname("printer".into()))
     );
     let d = handle(
         &mut e,
@@ -227,12 +227,12 @@ fn changed_options_and_lease_times_are_in_the_next_ack_of_a_renewing_client() {
     assert_eq!(d.outcome, Outcome::Ack);
     let m = d.reply.unwrap().msg;
     assert_eq!(
-        m.opts().get(OptionCode::DomainNameServer),
-        Some(&DhcpOption::DomainNameServer(vec![ip(54)]))
+        crate::tests::opt(&m, OptionCode::DomainNameServer),
+        Some(DhcpOption::DomainNameServer(vec![ip(54)]))
     );
     assert_eq!(
-        m.opts().get(OptionCode::AddressLeaseTime),
-        Some(&DhcpOption::AddressLeaseTime(900))
+        crate::tests::opt(&m, OptionCode::AddressLeaseTime),
+        Some(DhcpOption::AddressLeaseTime(900))
     );
     let l = e.lease(a).unwrap();
     assert_eq!(
@@ -273,12 +273,8 @@ fn a_reload_that_needs_a_restart_changes_nothing() {
     );
     let d = renew(&mut e, T0 + 2, mac(1), a);
     assert_eq!(
-        d.reply
-            .unwrap()
-            .msg
-            .opts()
-            .get(OptionCode::DomainNameServer),
-        Some(&DhcpOption::DomainNameServer(vec![ip(53)]))
+        crate::tests::opt(&d.reply.unwrap().msg, OptionCode::DomainNameServer),
+        Some(DhcpOption::DomainNameServer(vec![ip(53)]))
     );
     assert_eq!(e.pool_stats(T0)[0].total, 3);
 }
