@@ -16,13 +16,17 @@
 # The outputs are checked (every BNDUPD acknowledged, both servers NORMAL twice, one client on
 # the secondary) in a scratch directory and only then copied into the output directory.
 #
+# A new recording has other times and xids after the first keepalive, and may have another
+# number of CONTACTs or DHCP retries: the constants of failover_isc_capture.rs are updated with
+# it (each is derived there from the configs, logs and lease files).
+#
 # Usage (root):  sudo scripts/record-isc-capture.sh [OUTPUT_DIR]
 # OUTPUT_DIR defaults to server/wire/tests/data/isc-pair/ in this repository.
 # Needs: ip (iproute2), dhcpd and dhclient (Debian isc-dhcp-server / isc-dhcp-client), tshark.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${1:-$ROOT/server/wire/tests/data/isc-pair}
+OUT=$(realpath -m "${1:-$ROOT/server/wire/tests/data/isc-pair}") # absolute: the script cd's
 
 die() {
   echo "record-isc-capture: $*" >&2
@@ -48,13 +52,14 @@ OK=0
 
 cleanup() {
   set +e
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-  # Anything else still running inside our namespaces (a forked dhclient) is ours too.
+  # Every process this script starts runs inside one of its namespaces: kill exactly the PIDs
+  # found there (so a recorded PID that has exited and been reused elsewhere is never hit),
+  # reap our children, then delete the namespaces.
   for ns in "${NAMESPACES[@]}"; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-    ip netns delete "$ns" 2>/dev/null
   done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  for ns in "${NAMESPACES[@]}"; do ip netns delete "$ns" 2>/dev/null; done
   if [ "$OK" -eq 1 ]; then
     rm -rf "$WORK"
   else
