@@ -9,7 +9,9 @@
 //! default lease time 3600), ISC's logs and lease files and ISC's documented behaviour; each was
 //! cross-checked with tshark's independent decode of the same capture
 //! (`tshark -r isc-pair.pcap -d tcp.port==647,dhcpfo -V`, which swaps the names of message
-//! types 7 and 9). A missing or unreadable data file fails the tests.
+//! types 7 and 9). A missing or unreadable data file fails the tests. The constants are those
+//! of the committed recording: recording again changes the times, and the xids and counts that
+//! depend on keepalive timing (CONTACT), so they are updated with it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
