@@ -1,5 +1,6 @@
 //! The DHCPv4 failover protocol messages of draft-ietf-dhc-failover-12 §6, as ISC dhcpd 4.4.3
-//! speaks them (reference: `shared/reference/failover-protocol.md`, §1.2–1.6, §2, §3).
+//! speaks them (the project's failover protocol notes, cited as "reference §n" throughout the
+//! crates: §1.2–1.6, §2, §3).
 //!
 //! Pure codec: no clock, no sockets. The shell reads bytes from TCP, asks [`frame_len`] whether
 //! a whole message has arrived (framing: "incomplete" is `Ok(None)`, "invalid" is an error that
