@@ -292,7 +292,11 @@ pub struct Reservation {
     /// Option 61 as hex bytes, e.g. 01:52:54:00:12:34:56.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    pub ip_address: Ipv4Addr,
+    /// The fixed address. Without one this is a host entry (as ISC's `host` without
+    /// `fixed-address`): the client is known to `allow/deny knownClients` and gets its
+    /// options and hostname from a dynamic address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -56,7 +56,8 @@ pub enum ReservationKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reservation {
     pub key: ReservationKey,
-    pub ip: Ipv4Addr,
+    /// None: a host entry (the client is known and has its options, but no fixed address).
+    pub ip: Option<Ipv4Addr>,
     pub hostname: Option<String>,
     pub options: OptionValues,
 }

@@ -151,7 +151,10 @@ pub struct RawReservation {
     /// Option 61 as hex bytes, e.g. `01:52:54:00:12:34:56`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    pub ip_address: Ipv4Addr,
+    /// The fixed address; without one the entry is a host entry as in ISC: it makes the
+    /// client known (`allow/deny knownClients`) and gives it its options and hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     #[serde(default, skip_serializing_if = "OptionValues::is_empty")]

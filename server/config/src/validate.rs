@@ -406,14 +406,13 @@ fn validate_pool(
             ),
             _ => return Err(cx.err(&rf, "give exactly one of hardwareAddress or clientId")),
         };
-        if !net.contains(&r.ip_address)
-            || r.ip_address == net.network()
-            || r.ip_address == net.broadcast()
-        {
-            return Err(cx.err(
-                format!("{rf}.ipAddress"),
-                format!("{} is not a host address of subnet {net}", r.ip_address),
-            ));
+        if let Some(ip) = r.ip_address {
+            if !net.contains(&ip) || ip == net.network() || ip == net.broadcast() {
+                return Err(cx.err(
+                    format!("{rf}.ipAddress"),
+                    format!("{ip} is not a host address of subnet {net}"),
+                ));
+            }
         }
         validate_options(cx, &format!("{rf}.options"), &r.options)?;
         reservations.push(Reservation {
@@ -515,11 +514,9 @@ fn cross_check_pools(cx: &Ctx, pools: &[Pool]) -> Result<(), ConfigError> {
             if let Some(prev) = by_key.insert(&r.key, here.clone()) {
                 return Err(cx.err(&here, format!("reserves the same client as {prev}")));
             }
-            if let Some(prev) = by_ip.insert(r.ip, here.clone()) {
-                return Err(cx.err(
-                    &here,
-                    format!("reserves {} already reserved by {prev}", r.ip),
-                ));
+            let Some(ip) = r.ip else { continue };
+            if let Some(prev) = by_ip.insert(ip, here.clone()) {
+                return Err(cx.err(&here, format!("reserves {ip} already reserved by {prev}")));
             }
         }
     }

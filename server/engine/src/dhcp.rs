@@ -7,7 +7,7 @@ use dhcpair_config::{ClientFacts, Config, ReservationKey};
 use dhcpair_wire::v4::{
     DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption,
 };
-use dhcpair_wire::ReplyShape;
+use dhcpair_wire::{relay, ReplyShape};
 
 use crate::failover::{mclt_lease_time, Effect, Relationship, RelationshipRecord};
 use crate::lease::{BindingState, ClientKey, Lease, Time};
@@ -349,10 +349,19 @@ impl Dhcp {
 
     /// RFC 2131 §4.3.1 / ISC `locate_network`: the relay's address if relayed, the client's
     /// address if it has one in a configured subnet, else the arrival interface's subnets.
-    fn network_pools(&self, msg: &Message, arrival: &Arrival) -> Vec<usize> {
+    /// The pools of the client's network: the one named by the relay's link selection
+    /// sub-option (RFC 3527), else giaddr's, else ciaddr's or the arrival interface's.
+    fn network_pools(
+        &self,
+        msg: &Message,
+        arrival: &Arrival,
+        link_selection: Option<Ipv4Addr>,
+    ) -> Vec<usize> {
         let pools = &self.config.pools;
         let find = |ip: Ipv4Addr| pools.iter().position(|p| p.subnet.contains(&ip));
-        let anchor = if let Some(g) = nonzero(msg.giaddr()) {
+        let anchor = if let Some(l) = link_selection.filter(|_| nonzero(msg.giaddr()).is_some()) {
+            find(l)
+        } else if let Some(g) = nonzero(msg.giaddr()) {
             find(g)
         } else {
             nonzero(msg.ciaddr())
@@ -398,30 +407,40 @@ impl Dhcp {
         msg: &Message,
         relay_agent_info: Option<Vec<u8>>,
     ) -> Decision {
-        let pools = self.network_pools(msg, arrival);
+        let relay_addr = |sub| {
+            relay_agent_info
+                .as_deref()
+                .and_then(|r| dhcpair_wire::relay_sub_option_addr(r, sub))
+        };
+        let pools = self.network_pools(msg, arrival, relay_addr(relay::LINK_SELECTION));
         if pools.is_empty() {
             return Decision::drop(DropReason::NoSubnet);
         }
         let client = client_key(msg);
         let reservation = self.reservation_of(msg, &client);
-        let server_id = self.config.server.server_id.unwrap_or_else(|| {
-            // The interface address inside the client's network, else the first one.
-            let first = arrival
-                .interface_addrs
-                .first()
-                .copied()
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
-            arrival
-                .interface_addrs
-                .iter()
-                .copied()
-                .find(|a| {
-                    pools
-                        .iter()
-                        .any(|p| self.config.pools[*p].subnet.contains(a))
-                })
-                .unwrap_or(first)
-        });
+        // RFC 5107: behind a relay that overrides it, the client knows us by the relay's
+        // address; replies carry it and a REQUEST naming it is ours.
+        let server_id = relay_addr(relay::SERVER_ID_OVERRIDE)
+            .filter(|_| nonzero(msg.giaddr()).is_some())
+            .or(self.config.server.server_id)
+            .unwrap_or_else(|| {
+                // The interface address inside the client's network, else the first one.
+                let first = arrival
+                    .interface_addrs
+                    .first()
+                    .copied()
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                arrival
+                    .interface_addrs
+                    .iter()
+                    .copied()
+                    .find(|a| {
+                        pools
+                            .iter()
+                            .any(|p| self.config.pools[*p].subnet.contains(a))
+                    })
+                    .unwrap_or(first)
+            });
         let rel = pools.iter().find_map(|p| self.pool_rel[*p]);
         if let Some(r) = rel {
             if !self.rels[r].responds() {
@@ -473,8 +492,8 @@ impl Dhcp {
         }
         if let Some((rp, ri)) = cx.reservation {
             let res = &pools[rp].reservations[ri];
-            if cx.pools.contains(&rp) {
-                return if res.ip != ip {
+            if let Some(fixed) = res.ip.filter(|_| cx.pools.contains(&rp)) {
+                return if fixed != ip {
                     Err(Refusal::ReservedForAnother)
                 } else if self.reserved_held_by_another(now, ip, &cx.client) {
                     Err(Refusal::TakenByAnother)
@@ -491,6 +510,11 @@ impl Dhcp {
             _ => return Err(Refusal::NotOurs),
         };
         let failover = self.pool_rel[pool].is_some();
+        if bootp && failover {
+            // A BOOTP lease never ends, and an infinite lease cannot be replicated under the
+            // MCLT rule: dynamic BOOTP is never served from a failover pool (ISC neither).
+            return Err(Refusal::NotPermitted);
+        }
         let lease = self.table.leases.get(&ip);
         let mine = lease.is_some_and(|l| l.client.as_ref() == Some(&cx.client));
         match lease.map(|l| (l.state, l)) {
@@ -565,8 +589,10 @@ impl Dhcp {
         bootp: bool,
     ) -> Result<(Ipv4Addr, usize), DropReason> {
         if let Some((rp, ri)) = cx.reservation {
-            if cx.pools.contains(&rp) {
-                let ip = self.config.pools[rp].reservations[ri].ip;
+            if let Some(ip) = self.config.pools[rp].reservations[ri]
+                .ip
+                .filter(|_| cx.pools.contains(&rp))
+            {
                 if self.reserved_held_by_another(now, ip, &cx.client) {
                     return Err(DropReason::ReservedInUse);
                 }
@@ -586,7 +612,7 @@ impl Dhcp {
         let facts = self.facts(cx, bootp);
         let mut any_permitted = false;
         for &p in &cx.pools {
-            if !self.permitted(p, facts) {
+            if !self.permitted(p, facts) || (bootp && self.pool_rel[p].is_some()) {
                 continue;
             }
             any_permitted = true;
@@ -744,8 +770,10 @@ impl Dhcp {
     /// someone else).
     fn record_of(&self, cx: &Ctx) -> Option<Ipv4Addr> {
         if let Some((rp, ri)) = cx.reservation {
-            if cx.pools.contains(&rp) {
-                return Some(self.config.pools[rp].reservations[ri].ip);
+            if let Some(ip) = self.config.pools[rp].reservations[ri].ip {
+                if cx.pools.contains(&rp) {
+                    return Some(ip);
+                }
             }
         }
         self.table.by_client.get(&cx.client).copied()
@@ -1001,10 +1029,13 @@ impl Dhcp {
     /// Options are matched by code number, whatever name dhcproto gives the code.
     fn add_options(&self, cx: &Ctx, m: &mut Message, pool: usize) {
         let p = &self.config.pools[pool];
+        // The client's host entry applies on its network: on the pool of its fixed address,
+        // and wherever a host entry without an address is served.
         let res = cx
             .reservation
-            .filter(|(rp, _)| *rp == pool)
-            .map(|(rp, ri)| &self.config.pools[rp].reservations[ri]);
+            .filter(|(rp, _)| *rp == pool || cx.pools.contains(rp))
+            .map(|(rp, ri)| &self.config.pools[rp].reservations[ri])
+            .filter(|r| r.ip.is_none() || cx.reservation.is_some_and(|(rp, _)| rp == pool));
         let mut options = match res {
             Some(r) if !r.options.is_empty() => p.options.overlay(&r.options).encoded(),
             _ => p.options.encoded(),

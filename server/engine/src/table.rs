@@ -132,7 +132,9 @@ impl Table {
                 ranges.push((u32::from(r.start), u32::from(r.end), p));
             }
             for (i, res) in pool.reservations.iter().enumerate() {
-                reserved_ip.insert(res.ip, (p, i));
+                if let Some(ip) = res.ip {
+                    reserved_ip.insert(ip, (p, i));
+                }
                 reserved_key.insert(res.key.clone(), (p, i));
             }
         }

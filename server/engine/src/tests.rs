@@ -912,3 +912,102 @@ fn inform_without_ciaddr_or_relay_gets_no_answer() {
         Destination::Relay(Ipv4Addr::new(10, 1, 0, 1))
     );
 }
+
+#[test]
+fn relay_link_selection_picks_the_subnet_and_server_id_override_names_the_server() {
+    let mut e = engine();
+    // The relay's giaddr is on the lan (10.0.0.0/24); link selection (RFC 3527) says the
+    // client is on 10.1.0.0/24; server id override (RFC 5107) says it knows us as 10.1.0.1.
+    let rai = vec![82u8, 12, 5, 4, 10, 1, 0, 0, 11, 4, 10, 1, 0, 1];
+    let relayed = |m: Message| {
+        let mut m = m;
+        m.set_giaddr(Ipv4Addr::new(10, 0, 0, 1));
+        m
+    };
+    let send = |e: &mut Engine, m: &Message| {
+        e.handle_request(
+            T0,
+            &Arrival {
+                interface_addrs: &LAN,
+            },
+            m,
+            Some(rai.clone()),
+        )
+    };
+    let d = send(
+        &mut e,
+        &relayed(packet(Some(MessageType::Discover), mac(1))),
+    );
+    assert_eq!(d.outcome, Outcome::Offer);
+    let offer = d.reply.unwrap();
+    let ip = offer.msg.yiaddr();
+    assert_eq!(ip, Ipv4Addr::new(10, 1, 0, 50));
+    let override_id = Ipv4Addr::new(10, 1, 0, 1);
+    assert!(wire_options(&offer).contains(&(54, override_id.octets().to_vec())));
+    // Option 82 still goes back byte for byte.
+    assert_eq!(offer.relay_agent_info.as_deref(), Some(&rai[..]));
+    let request = relayed(with(
+        with(
+            packet(Some(MessageType::Request), mac(1)),
+            DhcpOption::ServerIdentifier(override_id),
+        ),
+        DhcpOption::RequestedIpAddress(ip),
+    ));
+    let d = send(&mut e, &request);
+    assert_eq!(
+        d.outcome,
+        Outcome::Ack,
+        "a REQUEST naming the override is ours"
+    );
+    // Without the sub-options the same relay gets the lan and our own server id.
+    let d = handle(
+        &mut e,
+        T0,
+        &relayed(packet(Some(MessageType::Discover), mac(2))),
+    );
+    let r = d.reply.unwrap();
+    assert_eq!(r.msg.yiaddr(), Ipv4Addr::new(10, 0, 0, 100));
+    assert!(wire_options(&r).contains(&(54, SERVER.octets().to_vec())));
+}
+
+#[test]
+fn a_host_entry_without_an_address_makes_its_client_known_and_gives_its_options() {
+    // ISC's `host` without `fixed-address`: the client is known for the permit list and
+    // gets its own options and hostname with a dynamic address.
+    let yaml = r#"
+server: {interfaces: [eth0], serverId: 10.0.0.2}
+pools:
+  - name: known
+    subnet: 10.0.0.0/24
+    ranges: [{start: 10.0.0.100, end: 10.0.0.101}]
+    allow: [knownClients]
+    options: {domainName: pool.example.org}
+    reservations:
+      - {hardwareAddress: "52:54:00:00:00:01", hostname: lab1, options: {domainName: host.example.org}}
+      - {hardwareAddress: "52:54:00:00:00:02"}
+"#;
+    let mut e = Engine::new(Config::from_yaml("t", yaml).unwrap(), vec![], &[], T0);
+    let ip = lease(&mut e, T0, mac(1));
+    assert_eq!(ip, Ipv4Addr::new(10, 0, 0, 100));
+    let d = handle(&mut e, T0, &packet(Some(MessageType::Discover), mac(1)));
+    let r = d.reply.unwrap();
+    assert_eq!(r.msg.yiaddr(), ip, "its dynamic address again");
+    assert_eq!(
+        opt(&r.msg, OptionCode::DomainName),
+        Some(DhcpOption::DomainName("host.example.org".into()))
+    );
+    assert_eq!(
+        opt(&r.msg, OptionCode::Hostname),
+        Some(DhcpOption::Hostname("lab1".into()))
+    );
+    // A host entry with nothing but the client's address is enough to be known.
+    let d = handle(&mut e, T0, &packet(Some(MessageType::Discover), mac(2)));
+    assert_eq!(d.outcome, Outcome::Offer);
+    assert_eq!(
+        opt(&d.reply.unwrap().msg, OptionCode::DomainName),
+        Some(DhcpOption::DomainName("pool.example.org".into()))
+    );
+    // Everyone else is unknown here.
+    let d = handle(&mut e, T0, &packet(Some(MessageType::Discover), mac(3)));
+    assert_eq!(d.outcome, Outcome::Dropped(DropReason::NotPermitted));
+}

@@ -150,6 +150,38 @@ fn sanitize(buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
+/// Relay agent sub-options a server acts on (RFC 3046 §2.0 numbering).
+pub mod relay {
+    /// RFC 3527: the subnet the client is on, when giaddr cannot say it.
+    pub const LINK_SELECTION: u8 = 5;
+    /// RFC 5107: the address the client must see as the server identifier.
+    pub const SERVER_ID_OVERRIDE: u8 = 11;
+}
+
+/// The data of sub-option `sub` of a relay agent information option given whole (code,
+/// length, sub-options), if it is there and well-formed.
+pub fn relay_sub_option(relay_agent_info: &[u8], sub: u8) -> Option<&[u8]> {
+    let len = usize::from(*relay_agent_info.get(1)?);
+    let subs = relay_agent_info.get(2..2 + len)?;
+    let mut i = 0;
+    while i + 1 < subs.len() {
+        let (code, n) = (subs[i], usize::from(subs[i + 1]));
+        let data = subs.get(i + 2..i + 2 + n)?;
+        if code == sub {
+            return Some(data);
+        }
+        i += 2 + n;
+    }
+    None
+}
+
+/// An IPv4 address carried by relay sub-option `sub`.
+pub fn relay_sub_option_addr(relay_agent_info: &[u8], sub: u8) -> Option<std::net::Ipv4Addr> {
+    let d: [u8; 4] = relay_sub_option(relay_agent_info, sub)?.try_into().ok()?;
+    let ip = std::net::Ipv4Addr::from(d);
+    (!ip.is_unspecified()).then_some(ip)
+}
+
 /// Walk the option TLVs and return the first option `code` whole (code, length, data).
 fn find_option(opts: &[u8], code: u8) -> Result<Option<&[u8]>, DecodeError> {
     let mut i = 0;

@@ -201,3 +201,24 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn relay_sub_options_are_found_by_number() {
+    // Circuit id "eth0", link selection 10.9.0.0, server id override 10.0.0.2.
+    let rai = [
+        82u8, 18, 1, 4, b'e', b't', b'h', b'0', 5, 4, 10, 9, 0, 0, 11, 4, 10, 0, 0, 2,
+    ];
+    assert_eq!(relay_sub_option(&rai, 1), Some(&b"eth0"[..]));
+    assert_eq!(
+        relay_sub_option_addr(&rai, relay::LINK_SELECTION),
+        Some([10, 9, 0, 0].into())
+    );
+    assert_eq!(
+        relay_sub_option_addr(&rai, relay::SERVER_ID_OVERRIDE),
+        Some([10, 0, 0, 2].into())
+    );
+    assert_eq!(relay_sub_option(&rai, 2), None);
+    // Truncated sub-options are not read past the option.
+    assert_eq!(relay_sub_option(&[82, 4, 5, 4, 10, 9], 5), None);
+    assert_eq!(relay_sub_option_addr(&[82, 3, 5, 1, 10], 5), None);
+}

@@ -404,7 +404,7 @@ proptest::proptest! {
                         proptest::prop_assert!(*c == client || *end <= now, "{} acked to {client} while {c} holds it until {end} (now {now})", l.ip);
                     }
                     let cfg = &configs[running].pools[0];
-                    let reserved = cfg.reservations.iter().any(|r| r.ip == l.ip && client == 1);
+                    let reserved = cfg.reservations.iter().any(|r| r.ip == Some(l.ip) && client == 1);
                     proptest::prop_assert!(cfg.in_range(l.ip) || reserved, "{} outside config {running}", l.ip);
                     holder.retain(|_, (c, _)| *c != client);
                     holder.insert(l.ip, (client, l.ends));
