@@ -9,9 +9,9 @@ use dhcpair_wire::v4::{
 };
 use dhcpair_wire::{relay, ReplyShape};
 
-use crate::failover::{mclt_lease_time, Effect, Relationship, RelationshipRecord};
-use crate::lease::{BindingState, ClientKey, Lease, Time};
+use crate::failover::{mclt_lease_time, Effect, Relationship};
 use crate::table::{Owner, Table};
+use dhcpair_model::{BindingState, ClientKey, Lease, RelationshipRecord, Time};
 
 /// A lease that never ends (BOOTP, RFC 2131 §4.3 "infinite").
 pub const FOREVER: Time = i64::MAX as Time;
@@ -273,7 +273,7 @@ impl Dhcp {
             if !saved.iter().any(|r| r.name == peer.name) {
                 d.effects
                     .push(Effect::Persist(crate::failover::Persist::Relationship(
-                        crate::failover::RelationshipRecord {
+                        dhcpair_model::RelationshipRecord {
                             name: peer.name.clone(),
                             my_state: d.rels[i].state().to_wire(),
                             partner_state: 0,
