@@ -512,7 +512,8 @@ impl Dhcp {
         let failover = self.pool_rel[pool].is_some();
         if bootp && failover {
             // A BOOTP lease never ends, and an infinite lease cannot be replicated under the
-            // MCLT rule: dynamic BOOTP is never served from a failover pool (ISC neither).
+            // MCLT rule: dynamic BOOTP is never served from a failover pool (ISC 3.0 refused such
+            // pools at start; later versions accept the configuration).
             return Err(Refusal::NotPermitted);
         }
         let lease = self.table.leases.get(&ip);
