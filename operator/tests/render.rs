@@ -152,10 +152,6 @@ fn hot_standby_renders_split_256_on_the_primary_and_load_balance_max_seconds_3_o
         (p.load_balance_max_seconds, s.load_balance_max_seconds),
         (Some(3), Some(3))
     );
-    assert_eq!(
-        dhcpair_operator::render::HOT_STANDBY_LOAD_BALANCE_MAX_SECONDS,
-        3
-    );
     for (node, c) in configs(&r) {
         let peer = &c.peers[0];
         assert_eq!(peer.load_balance_max_seconds, 3, "{node}");
@@ -165,10 +161,10 @@ fn hot_standby_renders_split_256_on_the_primary_and_load_balance_max_seconds_3_o
     }
 }
 
-/// An explicit loadBalanceMaxSeconds wins over the hot-standby default, 0 included; the
-/// loadBalance mode keeps ISC's default (none rendered, 0 in the server).
+/// An explicit loadBalanceMaxSeconds wins over the default, 0 included; without one both
+/// modes render 3 (ISC's own default, 0, would turn load balancing off).
 #[test]
-fn an_explicit_load_balance_max_seconds_wins_and_load_balance_mode_renders_none() {
+fn an_explicit_load_balance_max_seconds_wins_and_both_modes_default_to_3() {
     let lbms = |extra: &str| {
         let text = format!(
             "{PEER}{extra}{}",
@@ -191,8 +187,8 @@ fn an_explicit_load_balance_max_seconds_wins_and_load_balance_mode_renders_none(
         lbms("  mode: hotStandby\n  loadBalanceMaxSeconds: 0\n"),
         [Some(0), Some(0)]
     );
-    assert_eq!(lbms("  mode: loadBalance\n"), [None, None]);
-    assert_eq!(lbms(""), [None, None]);
+    assert_eq!(lbms("  mode: loadBalance\n"), [Some(3), Some(3)]);
+    assert_eq!(lbms(""), [Some(3), Some(3)]);
 }
 
 #[test]
