@@ -40,8 +40,8 @@ impl Kind {
 }
 
 /// Per-packet reply timeout and the extra time to wait for a second reply after the first.
-pub const REPLY_TIMEOUT: Duration = Duration::from_millis(700);
-pub const SETTLE: Duration = Duration::from_millis(100);
+pub const REPLY_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const SETTLE: Duration = Duration::from_millis(60);
 
 enum Running {
     Dhcpair(Server),
@@ -92,6 +92,8 @@ pub struct Lane {
     pub lan: Lan,
     spec_key: Option<String>,
     pub starts: u32,
+    /// Replies that came after their step's window (attached to their step, and noted).
+    pub late: Vec<String>,
     pub env: TestEnv,
 }
 
@@ -132,6 +134,7 @@ impl Lane {
             lan,
             spec_key: None,
             starts: 0,
+            late: Vec::new(),
             env,
         })
     }
@@ -270,8 +273,32 @@ impl Lane {
                 }
             };
             out.push(r);
+            self.claim_late(scenario, &mut out);
         }
+        self.claim_late(scenario, &mut out);
         out
+    }
+
+    /// Attach replies that arrived after their step's window to that step.
+    fn claim_late(&mut self, scenario: u16, out: &mut [StepResult]) {
+        self.ep.drain();
+        for r in std::mem::take(&mut self.ep.stray) {
+            let step = out
+                .iter()
+                .enumerate()
+                .position(|(j, _)| xid_for(scenario, j) == r.xid);
+            if let Some(j) = step {
+                if let StepResult::Sent { replies, .. } = &mut out[j] {
+                    self.late.push(format!(
+                        "{} to step {} came after the {} ms window",
+                        r.kind(),
+                        j + 1,
+                        REPLY_TIMEOUT.as_millis()
+                    ));
+                    replies.push(r);
+                }
+            }
+        }
     }
 
     /// Send one packet and collect its replies (the property test's single step).

@@ -23,8 +23,8 @@ pub struct Endpoint {
     pub mac: [u8; 6],
     /// Addresses the client namespace's kernel answers ARP for itself.
     pub own_ips: Vec<Ipv4Addr>,
-    /// Frames captured that were not the awaited reply (late replies of earlier steps).
-    pub stray: usize,
+    /// Replies captured while waiting for another xid (late replies of earlier steps).
+    pub stray: Vec<Reply>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -83,7 +83,7 @@ impl Endpoint {
             ifname: ifname.to_string(),
             mac,
             own_ips,
-            stray: 0,
+            stray: Vec::new(),
         })
     }
 
@@ -95,12 +95,19 @@ impl Endpoint {
         }
     }
 
-    /// Forget whatever is queued (late replies of earlier steps).
+    /// Keep whatever replies are queued (late replies of earlier steps) in `stray`.
     pub fn drain(&mut self) {
         let until = Instant::now() + Duration::from_millis(5);
         while Instant::now() < until {
-            if self.rx.next().is_err() {
-                break;
+            match self.rx.next() {
+                Ok(f) => {
+                    if let Some(r) = parse_reply_frame(f) {
+                        if self.stray.len() < 64 {
+                            self.stray.push(r);
+                        }
+                    }
+                }
+                Err(_) => break,
             }
         }
     }
@@ -140,7 +147,9 @@ impl Endpoint {
                 continue;
             };
             if reply.xid != xid {
-                self.stray += 1;
+                if self.stray.len() < 64 {
+                    self.stray.push(reply);
+                }
                 continue;
             }
             if out.is_empty() {

@@ -27,7 +27,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     sequences: usize,
     /// Packets per random sequence.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 60)]
     steps: usize,
     /// Also write the report (table, failures, summary) to this file.
     #[arg(long)]

@@ -50,6 +50,10 @@ pub enum Action {
     Release(u8),
     Decline(u8),
     Inform(u8),
+    /// INIT-REBOOT for an address of no configured subnet.
+    InitRebootForeign(u8),
+    /// INFORM from 0.0.0.0 without ciaddr.
+    InformNoCiaddr(u8),
 }
 
 impl Action {
@@ -64,6 +68,8 @@ impl Action {
             Action::Release(_) => "release",
             Action::Decline(_) => "decline",
             Action::Inform(_) => "inform",
+            Action::InitRebootForeign(_) => "init-reboot-foreign",
+            Action::InformNoCiaddr(_) => "inform-no-ciaddr",
         }
     }
 
@@ -77,34 +83,75 @@ impl Action {
             | Action::Rebind(c)
             | Action::Release(c)
             | Action::Decline(c)
-            | Action::Inform(c) => c,
+            | Action::Inform(c)
+            | Action::InitRebootForeign(c)
+            | Action::InformNoCiaddr(c) => c,
         }
     }
+}
+
+/// What the generator believes a client is doing (assuming the server said yes), so that
+/// most drawn actions are ones a real client in that state could send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Believed {
+    Idle,
+    Offered,
+    Bound,
 }
 
 /// Draw `n` actions. Declines are capped (each takes an address out of the pool).
 pub fn draw(rng: &mut Rng, n: usize) -> Vec<Action> {
     let mut out = Vec::with_capacity(n);
     let mut declines = 0;
+    let mut st = [Believed::Idle; CLIENTS as usize];
     while out.len() < n {
         let c = rng.below(u64::from(CLIENTS)) as u8;
-        let a = match rng.below(15) {
-            0..=2 => Action::Discover(c),
-            3..=5 => Action::Select(c),
-            6 | 7 => Action::InitReboot(c),
-            8 => Action::InitRebootOther(
-                c,
-                (c + 1 + rng.below(u64::from(CLIENTS) - 1) as u8) % CLIENTS,
-            ),
-            9 | 10 => Action::Renew(c),
-            11 => Action::Rebind(c),
-            12 => Action::Release(c),
-            13 if declines < 2 => {
-                declines += 1;
-                Action::Decline(c)
+        let other = (c + 1 + rng.below(u64::from(CLIENTS) - 1) as u8) % CLIENTS;
+        let r = rng.below(20);
+        // One draw in eight is a client out of step with the protocol, whatever its state.
+        let a = if rng.below(8) == 0 {
+            match rng.below(4) {
+                0 => Action::InformNoCiaddr(c),
+                1 => Action::InitRebootForeign(c),
+                2 => Action::InitRebootOther(c, other),
+                _ => Action::Inform(c),
             }
-            13 => Action::Discover(c),
-            _ => Action::Inform(c),
+        } else {
+            match st[c as usize] {
+                Believed::Idle => match r {
+                    0..=11 => Action::Discover(c),
+                    12 | 13 => Action::InitRebootOther(c, other),
+                    14 => Action::InitRebootForeign(c),
+                    15 => Action::InformNoCiaddr(c),
+                    16 => Action::Inform(c),
+                    _ => Action::Select(c),
+                },
+                Believed::Offered => match r {
+                    0..=14 => Action::Select(c),
+                    15..=17 => Action::Discover(c),
+                    _ => Action::InitRebootOther(c, other),
+                },
+                Believed::Bound => match r {
+                    0..=3 => Action::Renew(c),
+                    4 | 5 => Action::Rebind(c),
+                    6..=8 => Action::InitReboot(c),
+                    9 | 10 => Action::Inform(c),
+                    11 | 12 => Action::Discover(c),
+                    13 | 14 => Action::Release(c),
+                    15 if declines < 2 => {
+                        declines += 1;
+                        Action::Decline(c)
+                    }
+                    16 => Action::InitRebootOther(c, other),
+                    _ => Action::Renew(c),
+                },
+            }
+        };
+        st[c as usize] = match a {
+            Action::Discover(_) => Believed::Offered,
+            Action::Select(_) if st[c as usize] == Believed::Offered => Believed::Bound,
+            Action::Release(_) | Action::Decline(_) => Believed::Idle,
+            _ => st[c as usize],
         };
         out.push(a);
     }
@@ -140,6 +187,10 @@ fn packet(a: Action, v: &View) -> Option<Pkt> {
         Action::Rebind(c) => scenario::rebind(client(c), ip(v.bound[c as usize])?),
         Action::Release(c) => scenario::release(client(c), ip(v.bound[c as usize])?),
         Action::Decline(c) => scenario::decline(client(c), ip(v.bound[c as usize])?),
+        Action::InitRebootForeign(c) => {
+            scenario::init_reboot(client(c), A::Ip(Topology::foreign(c + 1)))
+        }
+        Action::InformNoCiaddr(c) => scenario::inform(client(c), A::Zero),
         Action::Inform(c) => match v.bound[c as usize] {
             Some(b) => scenario::inform(client(c), A::Ip(b)),
             None => scenario::inform(client(c), A::Ip(Topology::lan(230 + c))).via(Via::Unicast),
@@ -157,7 +208,7 @@ fn update(v: &mut View, a: Action, r: &StepResult) {
     match (a, kind) {
         (Action::Discover(_), Some(2)) => v.offered[c] = first.map(|r| r.yiaddr),
         (Action::Discover(_), _) => v.offered[c] = None,
-        (Action::Inform(_), _) => {}
+        (Action::Inform(_) | Action::InformNoCiaddr(_), _) => {}
         (Action::Release(_) | Action::Decline(_), _) => {
             v.bound[c] = None;
             v.offered[c] = None;
@@ -182,12 +233,26 @@ fn play(lane: &mut Lane, seq: u16, actions: &[Action]) -> Vec<Option<StepResult>
             out.push(None);
             continue;
         };
-        let xid = 0x5000_0000 | (u32::from(seq) << 12) | (i as u32 & 0xfff);
-        let r = lane.exchange(seq, xid, &p, &[]);
+        let r = lane.exchange(seq, xid(seq, i), &p, &[]);
         update(&mut view, *a, &r);
         out.push(Some(r));
+        // Replies after their window belong to their packet (and are noted).
+        for late in std::mem::take(&mut lane.ep.stray) {
+            let Some(j) = (0..out.len()).find(|j| xid(seq, *j) == late.xid) else {
+                continue;
+            };
+            if let Some(Some(StepResult::Sent { replies, .. })) = out.get_mut(j) {
+                lane.late
+                    .push(format!("{} to packet {} came late", late.kind(), j + 1));
+                replies.push(late);
+            }
+        }
     }
     out
+}
+
+fn xid(seq: u16, i: usize) -> u32 {
+    0x5000_0000 | (u32::from(seq & 0x0fff) << 12) | (i as u32 & 0xfff)
 }
 
 fn outcome(r: &Option<StepResult>) -> Option<String> {
@@ -210,6 +275,8 @@ pub struct PropertyResult {
     pub compared: usize,
     pub rows: Vec<Row>,
     pub errors: Vec<String>,
+    /// Late replies (attached to their packet; not failures).
+    pub notes: Vec<String>,
 }
 
 impl PropertyResult {
@@ -276,6 +343,12 @@ pub fn run(lanes: &mut [Lane], seed: u64, sequences: usize, steps: usize) -> Pro
             });
         }
         for lane in lanes.iter_mut() {
+            for l in std::mem::take(&mut lane.late) {
+                res.errors.push(format!(
+                    "sequence {s}: {}: late reply: {l}",
+                    lane.kind.name()
+                ));
+            }
             if !lane.alive() {
                 res.errors
                     .push(format!("sequence {s}: {} died", lane.kind.name()));

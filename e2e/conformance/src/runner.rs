@@ -154,6 +154,11 @@ fn run_scenario(lanes: &mut [Lane], dirty: &mut bool, num: u16, sc: &Scenario) -
             ));
         }
     }
+    for lane in lanes.iter_mut() {
+        for l in std::mem::take(&mut lane.late) {
+            notes.push(format!("{}: late reply: {l}", lane.kind.name()));
+        }
+    }
     for (lane, r) in lanes.iter().zip(&results) {
         for x in r {
             if let StepResult::Unresolved(why) = x {
@@ -300,7 +305,11 @@ pub fn run(opts: &Options) -> Result<bool> {
             p.packets,
             p.compared,
             p.rows.len(),
-            if p.errors.is_empty() { String::new() } else { format!(" [{}]", p.errors.join("; ")) }
+            if p.errors.is_empty() && p.notes.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", p.errors.iter().chain(&p.notes).cloned().collect::<Vec<_>>().join("; "))
+            }
         );
         prop = Some(p);
     }
