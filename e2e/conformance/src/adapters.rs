@@ -121,9 +121,12 @@ pub fn dhcpair_config(spec: &Spec, iface: &str) -> Result<RawConfig> {
                 "minLeaseTime": spec.lease.min,
                 "maxLeaseTime": spec.lease.max,
             });
-            // dhcpair allows dynamic BOOTP unless denied; ISC only from `dynamic-bootp`
-            // ranges, Kea only with its BOOTP hook: say the same thing to all three.
-            p[if spec.dynamic_bootp { "allow" } else { "deny" }] = json!(["dynamicBootpClients"]);
+            // dhcpair allows dynamic BOOTP unless denied (an `allow` list would admit only
+            // the clients it names, as ISC's permit lists do); ISC gives BOOTP clients
+            // addresses only from `dynamic-bootp` ranges, Kea only with its BOOTP hook.
+            if !spec.dynamic_bootp {
+                p["deny"] = json!(["dynamicBootpClients"]);
+            }
             if !s.reservations.is_empty() {
                 p["reservations"] = Json::Array(
                     s.reservations
@@ -259,6 +262,11 @@ fn isc_value(t: IscType, b: &[u8]) -> String {
     let num = |b: &[u8]| -> u64 { b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x)) };
     match t {
         IscType::Ip | IscType::Ips => quads(b).join(", "),
+        IscType::IpPairs => quads(b)
+            .chunks(2)
+            .map(|p| p.join(" "))
+            .collect::<Vec<_>>()
+            .join(", "),
         IscType::Text => format!(
             "\"{}\"",
             String::from_utf8_lossy(b)

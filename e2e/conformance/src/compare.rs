@@ -182,7 +182,9 @@ pub fn format_option(code: u8, v: &[u8], names: &Names) -> String {
         | 68..=76
         | 150
         | 230 => quads(v),
-        12 | 14 | 15 | 17 | 18 | 40 | 47 | 56 | 60 | 64 | 66 | 67 | 225 | 252 => {
+        // The text of a NAK's message is each server's own prose: compared as present.
+        56 => Some("(text)".to_string()),
+        12 | 14 | 15 | 17 | 18 | 40 | 47 | 60 | 64 | 66 | 67 | 225 | 252 => {
             Some(format!("\"{}\"", String::from_utf8_lossy(v)))
         }
         2 => (v.len() == 4).then(|| i32::from_be_bytes([v[0], v[1], v[2], v[3]]).to_string()),
@@ -271,7 +273,14 @@ pub fn fields(req: &Request, reply: &Reply, names: &Names, extra: Extra) -> Fiel
     if !reply.cookie {
         f.insert(key(12, "cookie"), "none".into());
     }
-    let prl = req.option(55);
+    // The whole PRL, split instances joined (RFC 3396).
+    let prl_all: Vec<u8> = req
+        .options
+        .iter()
+        .filter(|(c, _)| *c == 55)
+        .flat_map(|(_, v)| v.iter().copied())
+        .collect();
+    let prl = req.option(55).map(|_| prl_all.as_slice());
     for (code, v) in &reply.options {
         if *code == 53 {
             continue;
@@ -376,11 +385,12 @@ pub struct Row {
     pub verdict: Verdict,
 }
 
-/// T1/T2 within one second of each other are equal (½ and ⅞ of an odd lease: servers
-/// round differently; RFC 2131 §4.4.5 fixes no rounding).
+/// Lease time, T1 and T2 within one second of each other are equal: ½ and ⅞ of an odd lease
+/// round differently (RFC 2131 §4.4.5 fixes no rounding), and ISC offers a bound client the
+/// remaining time of its lease, a second less a second later.
 fn normalise(field: &str, v: &[String; 3]) -> [String; 3] {
     let mut v = v.clone();
-    if field == option_name(58) || field == option_name(59) {
+    if field == option_name(51) || field == option_name(58) || field == option_name(59) {
         if let Ok(anchor) = v[1].parse::<i64>() {
             for x in v.iter_mut() {
                 if x.parse::<i64>().is_ok_and(|n| (n - anchor).abs() <= 1) {

@@ -105,7 +105,17 @@ pub const NORMALISATIONS: &[(&str, &str)] = &[
         "ISC dhcpd 4.4 sends options 58/59 only when configured as fixed values and cannot \
          derive them from the lease it grants: where ISC's reply has none, its T1/T2 are \
          taken as ½ and ⅞ of the lease time it granted (RFC 2131 §4.4.5 defaults; Kea is \
-         configured to compute the same). Values within 1 s count as equal (rounding).",
+         configured to compute the same). ",
+    ),
+    (
+        "Lease time within a second",
+        "Options 51, 58 and 59 within 1 s of each other are equal: ½ and ⅞ of an odd lease \
+         round differently (RFC 2131 §4.4.5 fixes no rounding), and ISC offers a bound \
+         client the remaining time of its lease.",
+    ),
+    (
+        "NAK message text",
+        "Option 56 is compared as present or absent; its text is each server's own prose.",
     ),
     (
         "Unrequested basic options",

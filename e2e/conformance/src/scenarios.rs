@@ -656,14 +656,20 @@ fn prl() -> Vec<Scenario> {
             .send(discover(c(0)).prl(&[6, 15, 3, 1])),
         s(
             "prl/router-before-mask",
-            "PRL 3,1: the subnet mask must come first (RFC 2132 §3.3)",
+            "PRL 3,1: the subnet mask must come first (RFC 2132 §3.3), asked six times \
+             (an order that changes from message to message shows within six)",
         )
         .spec(rich())
         .extra(Extra {
             order: true,
             size: false,
         })
-        .send(discover(c(0)).prl(&[3, 1])),
+        .send(discover(c(0)).prl(&[3, 1]))
+        .send(discover(c(1)).prl(&[3, 1]))
+        .send(discover(c(2)).prl(&[3, 1]))
+        .send(discover(c(3)).prl(&[3, 1]))
+        .send(discover(c(4)).prl(&[3, 1]))
+        .send(discover(c(5)).prl(&[3, 1])),
         s("prl/everything", "every configured code requested at once")
             .spec(rich())
             .extra(Extra {
@@ -975,7 +981,7 @@ fn long_options() -> Vec<Scenario> {
             "the PRL in two instances (RFC 3396): both halves count",
         )
         .spec(rich())
-        .send(discover(c(0)).opt(55, OptVal::Split(vec![vec![1, 3], vec![66, 150]]))),
+        .send(discover(c(0)).opt(55, OptVal::Split(vec![vec![1, 3], vec![42, 119]]))),
         s(
             "long/client-id-300-bytes",
             "option 61 of 300 bytes, split in two (RFC 3396)",
@@ -1084,6 +1090,23 @@ fn malformed() -> Vec<Scenario> {
             .send(discover(c(1)).label("DISCOVER(still alive?)"))
         })
         .collect();
+    v.push(
+        s(
+            "malformed/message-type-empty-bootp-allowed",
+            "a zero-length option 53 where dynamic BOOTP is allowed: not a BOOTP request",
+        )
+        .spec(Spec {
+            dynamic_bootp: true,
+            ..Spec::base()
+        })
+        .send(
+            base()
+                .raw(53, &[])
+                .label("DISCOVER(message-type-empty)")
+                .expect_none(MALFORMED),
+        )
+        .send(discover(c(1)).label("DISCOVER(still alive?)")),
+    );
     v.push(
         s(
             "malformed/no-end-option",

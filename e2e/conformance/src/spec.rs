@@ -142,6 +142,8 @@ pub enum IscType {
     /// Colon-separated hex bytes.
     Str,
     Domains,
+    /// Pairs of addresses (`a b, c d`).
+    IpPairs,
 }
 
 /// ISC dhcpd's name and type for the standard option codes the catalogue uses. Codes not
@@ -169,6 +171,7 @@ pub fn isc_standard(code: u8) -> Option<(&'static str, IscType)> {
         18 => ("extensions-path", Text),
         19 => ("ip-forwarding", Bool),
         20 => ("non-local-source-routing", Bool),
+        21 => ("policy-filter", IpPairs),
         22 => ("max-dgram-reassembly", U16),
         23 => ("default-ip-ttl", U8),
         24 => ("path-mtu-aging-timeout", U32),
@@ -179,6 +182,7 @@ pub fn isc_standard(code: u8) -> Option<(&'static str, IscType)> {
         30 => ("mask-supplier", Bool),
         31 => ("router-discovery", Bool),
         32 => ("router-solicitation-address", Ip),
+        33 => ("static-routes", IpPairs),
         34 => ("trailer-encapsulation", Bool),
         35 => ("arp-cache-timeout", U32),
         36 => ("ieee802-3-encapsulation", Bool),
@@ -252,6 +256,7 @@ pub fn option_catalog() -> Vec<CatalogEntry> {
         t(9, Ips(vec![ip(9)])),
         t(10, Ips(vec![ip(10)])),
         t(11, Ips(vec![ip(11)])),
+        t(12, Text("configured-host-name".into())),
         t(13, U16(4096)),
         t(14, Text("/var/dump/core".into())),
         n(15, Text("example.org".into())),
@@ -260,6 +265,7 @@ pub fn option_catalog() -> Vec<CatalogEntry> {
         t(18, Text("/srv/ext".into())),
         t(19, Bool(false)),
         t(20, Bool(false)),
+        t(21, Ips(vec![ip(21), Ipv4Addr::new(255, 255, 255, 0)])),
         t(22, U16(1500)),
         t(23, U8(64)),
         t(24, U32(600)),
@@ -270,6 +276,7 @@ pub fn option_catalog() -> Vec<CatalogEntry> {
         t(30, Bool(false)),
         t(31, Bool(true)),
         t(32, Ip(ip(32))),
+        t(33, Ips(vec![ip(33), ip(1)])),
         t(34, Bool(false)),
         t(35, U32(60)),
         t(36, Bool(false)),
