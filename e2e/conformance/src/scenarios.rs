@@ -1116,3 +1116,57 @@ fn malformed() -> Vec<Scenario> {
     );
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn at_least_120_scenarios_with_unique_names() {
+        let all = all();
+        assert!(all.len() >= 120, "only {} scenarios", all.len());
+        let mut names = HashSet::new();
+        for sc in &all {
+            assert!(names.insert(sc.name.clone()), "{} twice", sc.name);
+        }
+    }
+
+    #[test]
+    fn every_scenario_sends_and_refers_only_backwards() {
+        for sc in all() {
+            let mut sent = false;
+            for (i, step) in sc.steps.iter().enumerate() {
+                let Step::Send(p) = step else { continue };
+                sent = true;
+                let mut refs = vec![&p.ciaddr, &p.yiaddr, &p.siaddr, &p.giaddr];
+                for (_, v) in &p.options {
+                    if let OptVal::Addr(a) = v {
+                        refs.push(a);
+                    }
+                }
+                for a in refs {
+                    if let A::Yi(k) = a {
+                        assert!(
+                            *k < i,
+                            "{} step {} refers to step {}",
+                            sc.name,
+                            i + 1,
+                            k + 1
+                        );
+                    }
+                }
+            }
+            assert!(sent, "{} sends nothing", sc.name);
+            let waited: u64 = sc
+                .steps
+                .iter()
+                .map(|s| match s {
+                    Step::Wait(d) => d.as_secs(),
+                    Step::Send(_) => 0,
+                })
+                .sum();
+            assert!(waited <= 10, "{} waits {waited} s", sc.name);
+        }
+    }
+}
