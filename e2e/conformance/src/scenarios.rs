@@ -672,10 +672,6 @@ fn prl() -> Vec<Scenario> {
         .send(discover(c(5)).prl(&[3, 1])),
         s("prl/everything", "every configured code requested at once")
             .spec(rich())
-            .extra(Extra {
-                order: false,
-                size: true,
-            })
             .send(discover(c(0)).prl(&all))
             .send(select(c(0), 0).prl(&all)),
         s(
