@@ -279,6 +279,16 @@ impl Lane {
         out
     }
 
+    /// Listen `dur` longer for replies to this scenario's steps (when the servers disagree on
+    /// whether a step was answered, a reply held up by a slow disk must not look like none).
+    pub fn linger(&mut self, scenario: u16, out: &mut [StepResult], dur: Duration) {
+        let never = 0;
+        let _ = self
+            .ep
+            .collect(never, dur, dur, [0; 6], &[Topology::SERVER]);
+        self.claim_late(scenario, out);
+    }
+
     /// Attach replies that arrived after their step's window to that step.
     fn claim_late(&mut self, scenario: u16, out: &mut [StepResult]) {
         self.ep.drain();
@@ -287,6 +297,13 @@ impl Lane {
                 .iter()
                 .enumerate()
                 .position(|(j, _)| xid_for(scenario, j) == r.xid);
+            if step.is_none() && r.xid != 0 {
+                self.late.push(format!(
+                    "{} with xid {:#x} came after its scenario ended (not compared)",
+                    r.kind(),
+                    r.xid
+                ));
+            }
             if let Some(j) = step {
                 if let StepResult::Sent { replies, .. } = &mut out[j] {
                     self.late.push(format!(
