@@ -16,7 +16,7 @@ use crate::scenarios;
 use crate::spec::Spec;
 
 /// How much longer a lane listens when it alone did not answer a step.
-pub const LINGER: Duration = Duration::from_millis(1500);
+pub const LINGER: Duration = Duration::from_millis(1000);
 
 #[derive(Debug, Clone)]
 pub struct Options {
