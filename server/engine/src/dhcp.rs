@@ -217,6 +217,22 @@ pub fn client_key(msg: &Message) -> ClientKey {
     }
 }
 
+/// Is `l` this client's binding? Client identifiers decide when both sides have one;
+/// otherwise the hardware address does (as Kea's `belongsToClient`; ISC matches a lease
+/// without an identifier by hardware address too). So a client that first came without
+/// option 61 and now sends one, or releases without it, is still recognised.
+fn belongs_to(l: &Lease, cx: &Ctx) -> bool {
+    match (&l.client, &cx.client) {
+        (Some(ClientKey::ClientId(a)), ClientKey::ClientId(b)) => a == b,
+        (Some(c), k) if c == k => true,
+        _ => {
+            !l.chaddr.is_empty()
+                && l.htype == u8::from(cx.msg.htype())
+                && l.chaddr == cx.msg.chaddr()
+        }
+    }
+}
+
 fn requested_ip(msg: &Message) -> Option<Ipv4Addr> {
     match msg.opts().get(OptionCode::RequestedIpAddress) {
         Some(DhcpOption::RequestedIpAddress(ip)) if !ip.is_unspecified() => Some(*ip),
@@ -517,7 +533,7 @@ impl Dhcp {
             return Err(Refusal::NotPermitted);
         }
         let lease = self.table.leases.get(&ip);
-        let mine = lease.is_some_and(|l| l.client.as_ref() == Some(&cx.client));
+        let mine = lease.is_some_and(|l| belongs_to(l, cx));
         match lease.map(|l| (l.state, l)) {
             Some((BindingState::Abandoned, l)) if failover || l.ends > now => {
                 return Err(Refusal::Abandoned)
@@ -741,10 +757,18 @@ impl Dhcp {
         // INIT-REBOOT: no server id, no ciaddr (RFC 2131 §4.3.2).
         let init_reboot = server_identifier(cx.msg).is_none() && nonzero(cx.msg.ciaddr()).is_none();
         let checked = self.check_address(now, cx, ip, false);
-        if init_reboot && !matches!(checked, Err(Refusal::WrongNetwork)) {
+        if init_reboot
+            && matches!(
+                checked,
+                Ok(_) | Err(Refusal::OwnedByPeer | Refusal::NotOurs)
+            )
+        {
             // "If the DHCP server has no record of this client, then it MUST remain silent."
-            // A wrong network is still NAKed; a known client asking for an address that is
-            // not its own is NAKed below.
+            // That is for an address this server has nothing against (free, or not in its
+            // pools): one it knows to be wrong for the client (another network, another
+            // client's lease or reservation, abandoned) is NAKed below when authoritative,
+            // as Kea and ISC both do. A known
+            // client asking for an address that is not its own is NAKed too.
             match self.record_of(cx) {
                 None => return Decision::drop(DropReason::UnknownClient),
                 Some(known) if known != ip => return self.nak(cx, Refusal::NotTheClients),
@@ -754,6 +778,15 @@ impl Dhcp {
         let pool = match checked {
             Ok(p) => p,
             Err(Refusal::OwnedByPeer) => return Decision::drop(DropReason::OwnedByPeer),
+            // RENEWING/REBINDING (ciaddr, no requested address) from off the network, not
+            // through a relay: the server cannot tell where the client is (RFC 2131 §4.3.2
+            // only asks it to check ciaddr), so it stays silent as Kea and ISC do; the
+            // client falls back to INIT at the lease's end.
+            Err(Refusal::WrongNetwork)
+                if requested_ip(cx.msg).is_none() && nonzero(cx.msg.giaddr()).is_none() =>
+            {
+                return Decision::drop(DropReason::NoSubnet)
+            }
             Err(refusal) => return self.nak(cx, refusal),
         };
         let (secs, tstp) = self.lease_time(now, cx, pool, ip);
@@ -777,7 +810,11 @@ impl Dhcp {
                 }
             }
         }
-        self.table.by_client.get(&cx.client).copied()
+        self.table.by_client.get(&cx.client).copied().or_else(|| {
+            // Known under another form of identity (say, leased before it sent option 61).
+            requested_ip(cx.msg)
+                .filter(|ip| self.table.leases.get(ip).is_some_and(|l| belongs_to(l, cx)))
+        })
     }
 
     /// Record an active binding in the table and return the row to persist. `tstp` is the
@@ -855,7 +892,7 @@ impl Dhcp {
     fn handle_release(&mut self, now: Time, cx: &Ctx) -> Decision {
         let ip = cx.msg.ciaddr();
         match self.table.leases.get(&ip) {
-            Some(l) if l.client.as_ref() == Some(&cx.client) && l.is_active_at(now) => {
+            Some(l) if belongs_to(l, cx) && l.is_active_at(now) => {
                 let mut l = l.clone();
                 l.state = BindingState::Released;
                 l.ends = now;
@@ -884,7 +921,7 @@ impl Dhcp {
             return Decision::drop(DropReason::Malformed);
         };
         match self.table.leases.get(&ip) {
-            Some(l) if l.client.as_ref() == Some(&cx.client) && l.state == BindingState::Active => {
+            Some(l) if belongs_to(l, cx) && l.state == BindingState::Active => {
                 let mut l = l.clone();
                 l.state = BindingState::Abandoned;
                 l.ends = now + Time::from(self.config.server.decline_probation_period);
@@ -922,12 +959,17 @@ impl Dhcp {
                     .unwrap_or(cx.pools[0])
             });
         let mut m = self.reply_header(cx, MessageType::Ack);
+        m.set_ciaddr(cx.msg.ciaddr());
         self.add_options(cx, &mut m, pool);
-        let dest = match (nonzero(cx.msg.giaddr()), nonzero(cx.msg.ciaddr())) {
-            (Some(g), _) => Destination::Relay(g),
-            (None, Some(c)) => Destination::Client(c),
-            // RFC 2131 §4.3.5: the ACK goes to ciaddr; without one (and without a relay)
-            // there is nowhere correct to send it. Kea and ISC stay silent too.
+        // RFC 2131 §4.3.5: the ACK goes straight to ciaddr, also when a relay forwarded the
+        // INFORM. Without ciaddr a relay can still broadcast it on the client's link; without
+        // either there is nowhere correct to send it (Kea and ISC stay silent too).
+        let dest = match (nonzero(cx.msg.ciaddr()), nonzero(cx.msg.giaddr())) {
+            (Some(c), _) => Destination::Client(c),
+            (None, Some(g)) => {
+                m.set_flags(Flags::default().set_broadcast());
+                Destination::Relay(g)
+            }
             (None, None) => return Decision::drop(DropReason::Malformed),
         };
         Decision {

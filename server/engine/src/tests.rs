@@ -230,10 +230,11 @@ fn init_reboot_for_another_network_is_nakked_by_broadcast() {
 #[test]
 fn init_reboot_from_a_client_with_no_record_here_gets_silence() {
     // RFC 2131 §4.3.2: "If the DHCP server has no record of this client, then it MUST
-    // remain silent", whether the address is free or leased to another client.
+    // remain silent", for a free address or one outside the pools; an address leased to
+    // another client is known to be wrong for this one and NAKed (Kea and ISC agree).
     let mut e = engine();
     let a = lease(&mut e, T0, mac(1));
-    for ip in [a, Ipv4Addr::new(10, 0, 0, 150)] {
+    for ip in [Ipv4Addr::new(10, 0, 0, 101), Ipv4Addr::new(10, 0, 0, 150)] {
         let m = with(
             packet(Some(MessageType::Request), mac(2)),
             DhcpOption::RequestedIpAddress(ip),
@@ -256,6 +257,11 @@ fn init_reboot_from_a_client_with_no_record_here_gets_silence() {
         handle(&mut e, T0 + 1, &m).outcome,
         Outcome::Dropped(DropReason::UnknownClient)
     );
+    let m = with(
+        packet(Some(MessageType::Request), mac(2)),
+        DhcpOption::RequestedIpAddress(a),
+    );
+    assert_eq!(handle(&mut e, T0 + 1, &m).outcome, Outcome::Nak);
 }
 
 #[test]
@@ -1010,4 +1016,68 @@ pools:
     // Everyone else is unknown here.
     let d = handle(&mut e, T0, &packet(Some(MessageType::Discover), mac(3)));
     assert_eq!(d.outcome, Outcome::Dropped(DropReason::NotPermitted));
+}
+
+#[test]
+fn inform_is_answered_to_ciaddr_with_ciaddr_copied_also_through_a_relay() {
+    // RFC 2131 §4.3.5 and table 3 (found by the conformance harness: Kea and ISC agree).
+    let mut e = engine();
+    let ci = Ipv4Addr::new(10, 1, 0, 33);
+    let mut m = packet(Some(MessageType::Inform), mac(1));
+    m.set_ciaddr(ci);
+    m.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+    let r = handle(&mut e, T0, &m).reply.unwrap();
+    assert_eq!(r.dest, Destination::Client(ci));
+    assert_eq!(r.msg.ciaddr(), ci);
+    // Relayed without ciaddr: to the relay, with the broadcast bit for the client's link.
+    let mut m = packet(Some(MessageType::Inform), mac(1));
+    m.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+    let r = handle(&mut e, T0, &m).reply.unwrap();
+    assert_eq!(r.dest, Destination::Relay(Ipv4Addr::new(10, 1, 0, 1)));
+    assert!(r.msg.flags().broadcast());
+}
+
+#[test]
+fn a_client_is_recognised_by_its_hardware_address_when_only_one_side_has_an_identifier() {
+    // Leased without option 61, INIT-REBOOT with it: ACK (Kea and ISC agree).
+    let mut e = engine();
+    let a = lease(&mut e, T0, mac(1));
+    let with_id = |m: Message| {
+        with(
+            m,
+            DhcpOption::ClientIdentifier(vec![1, 0x52, 0x54, 0, 0, 0, 1]),
+        )
+    };
+    let m = with_id(with(
+        packet(Some(MessageType::Request), mac(1)),
+        DhcpOption::RequestedIpAddress(a),
+    ));
+    assert_eq!(handle(&mut e, T0 + 1, &m).outcome, Outcome::Ack);
+    // Now bound to the identifier: another identifier from the same MAC is another client,
+    // with nothing to release.
+    let mut rel = packet(Some(MessageType::Release), mac(1));
+    rel.set_ciaddr(a);
+    let rel = with(rel, DhcpOption::ServerIdentifier(SERVER));
+    let other = with(
+        rel.clone(),
+        DhcpOption::ClientIdentifier(vec![1, 9, 9, 9, 9, 9, 9]),
+    );
+    let d = handle(&mut e, T0 + 2, &other);
+    assert_eq!(d.outcome, Outcome::Dropped(DropReason::NoMatchingLease));
+    // A RELEASE from the same MAC without option 61 releases it.
+    let d = handle(&mut e, T0 + 3, &rel);
+    assert_eq!(d.outcome, Outcome::Released);
+}
+
+#[test]
+fn rebinding_from_off_the_network_gets_silence_and_through_a_relay_a_nak() {
+    let mut e = engine();
+    let mut m = packet(Some(MessageType::Request), mac(1));
+    m.set_ciaddr(Ipv4Addr::new(192, 168, 7, 7));
+    assert_eq!(
+        handle(&mut e, T0, &m).outcome,
+        Outcome::Dropped(DropReason::NoSubnet)
+    );
+    m.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+    assert_eq!(handle(&mut e, T0, &m).outcome, Outcome::Nak);
 }

@@ -23,6 +23,12 @@ pub const MIN_REPLY_LEN: usize = 300;
 const OPT_PAD: u8 = 0;
 const OPT_END: u8 = 255;
 const OPT_RELAY_AGENT_INFO: u8 = 82;
+const OPT_OVERLOAD: u8 = 52;
+/// Where the `sname` (64 bytes) and `file` (128 bytes) fields start in the BOOTP header.
+const SNAME: usize = 44;
+const SNAME_LEN: usize = 64;
+const FILE: usize = 108;
+const FILE_LEN: usize = 128;
 
 /// Why an inbound packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -133,7 +139,9 @@ fn sanitize(buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::with_capacity(buf.len().min(576));
     out.extend_from_slice(&buf[..OPTIONS_OFFSET]);
     for (code, mut data) in found {
-        if code == 53 && data.len() != 1 {
+        // A message type that is not one byte, or a client identifier shorter than its
+        // minimum of 2 (RFC 2132 §9.14): the packet cannot be read as its sender meant it.
+        if (code == 53 && data.len() != 1) || (code == 61 && data.len() < 2) {
             return Err(DecodeError::BadOptions);
         }
         if code == 55 {
@@ -249,11 +257,12 @@ impl ReplyShape {
         }
     }
 
-    /// Where an option goes: message type, server id and the lease times first (as ISC and
-    /// Kea place them), then the requested options in the client's order, then the rest by
+    /// Where an option goes: message type, server id, the lease times and the subnet mask
+    /// first (as ISC and Kea place them), then the requested options in the client's order, then the rest by
     /// code. Option 82 is placed last by [`encode_reply`] itself.
     fn rank(&self, code: u8) -> (usize, u8) {
-        const FIRST: [u8; 5] = [53, 54, 51, 58, 59];
+        // RFC 2132 §3.3: the subnet mask comes before the router option.
+        const FIRST: [u8; 6] = [53, 54, 51, 58, 59, 1];
         if let Some(i) = FIRST.iter().position(|c| *c == code) {
             return (i, 0);
         }
@@ -271,8 +280,9 @@ fn essential(code: u8) -> bool {
 
 /// Encode a reply. Options are ordered per [`ReplyShape::rank`]; `relay_agent_info` (a whole
 /// option as received) is placed last before END, byte for byte (RFC 3046 §2.2). When the
-/// options do not fit the client's maximum message size, the options ranked last are left
-/// out. Replies are padded to [`MIN_REPLY_LEN`].
+/// options do not fit the client's maximum message size, the unused `file` and `sname`
+/// fields carry the overflow (option overload), and what still does not fit is left out, the
+/// options ranked last first. Replies are padded to [`MIN_REPLY_LEN`].
 pub fn encode_reply(
     msg: &Message,
     relay_agent_info: Option<&[u8]>,
@@ -286,31 +296,63 @@ pub fn encode_reply(
     }
     let mut opts = split_options(&buf[OPTIONS_OFFSET..])?;
     opts.sort_by_key(|(code, _)| shape.rank(*code));
-    let limit = usize::from(shape.max_message_size).saturating_sub(IP_UDP_HEADERS);
-    let rai_len = relay_agent_info.map_or(0, <[u8]>::len);
-    let size = |opts: &[(u8, &[u8])]| {
-        OPTIONS_OFFSET + opts.iter().map(|(_, d)| 2 + d.len()).sum::<usize>() + rai_len + 1
-    };
-    while size(&opts) > limit {
-        match opts.iter().rposition(|(code, _)| !essential(*code)) {
-            Some(i) => {
-                let code = opts[i].0;
-                // A long option (RFC 3396) goes whole, not in part.
-                opts.retain(|(c, _)| *c != code);
-            }
-            None => break,
+    // Whole options (a long one, RFC 3396, is several TLVs of one code), in rank order.
+    let mut groups: Vec<(u8, Vec<&[u8]>)> = Vec::new();
+    for (code, data) in opts {
+        match groups.last_mut() {
+            Some((c, parts)) if *c == code => parts.push(data),
+            _ => groups.push((code, vec![data])),
         }
     }
-    let mut out = Vec::with_capacity(size(&opts).max(MIN_REPLY_LEN));
+    let size = |parts: &[&[u8]]| parts.iter().map(|d| 2 + d.len()).sum::<usize>();
+    let limit = usize::from(shape.max_message_size).saturating_sub(IP_UDP_HEADERS);
+    let rai = relay_agent_info.unwrap_or(&[]);
+    let room = limit.saturating_sub(OPTIONS_OFFSET + rai.len() + 1);
+    let total: usize = groups.iter().map(|(_, p)| size(p)).sum();
+    // Areas: the options field, then (RFC 2131 §4.1, RFC 2132 §9.3, as ISC does) the
+    // unused `file` and `sname` fields, each ending with END. Options go whole into the first
+    // area with room, in rank order; what fits nowhere is left out, the lowest ranked first.
+    let overload = total > room && buf[SNAME..OPTIONS_OFFSET - 4].iter().all(|b| *b == 0);
+    let mut rooms = if overload {
+        [room.saturating_sub(3), FILE_LEN - 1, SNAME_LEN - 1]
+    } else {
+        [room, 0, 0]
+    };
+    let mut areas: [Vec<u8>; 3] = Default::default();
+    for (code, parts) in &groups {
+        let need = size(parts);
+        let fits = if essential(*code) {
+            // Without these it is not a reply: they stay in the options field, whatever it
+            // costs the client's limit.
+            Some(0)
+        } else {
+            (0..3).find(|a| rooms[*a] >= need)
+        };
+        if let Some(a) = fits {
+            rooms[a] = rooms[a].saturating_sub(need);
+            for d in parts {
+                areas[a].push(*code);
+                areas[a].push(d.len() as u8);
+                areas[a].extend_from_slice(d);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(limit.max(MIN_REPLY_LEN));
     out.extend_from_slice(&buf[..OPTIONS_OFFSET]);
-    for (code, data) in &opts {
-        out.push(*code);
-        out.push(data.len() as u8);
-        out.extend_from_slice(data);
+    let used = u8::from(!areas[1].is_empty()) | (u8::from(!areas[2].is_empty()) << 1);
+    for (a, (at, len)) in [(1, (FILE, FILE_LEN)), (2, (SNAME, SNAME_LEN))] {
+        if !areas[a].is_empty() {
+            let field = &mut out[at..at + len];
+            field.fill(OPT_PAD);
+            field[..areas[a].len()].copy_from_slice(&areas[a]);
+            field[areas[a].len()] = OPT_END;
+        }
     }
-    if let Some(rai) = relay_agent_info {
-        out.extend_from_slice(rai);
+    out.extend_from_slice(&areas[0]);
+    if used != 0 {
+        out.extend_from_slice(&[OPT_OVERLOAD, 1, used]);
     }
+    out.extend_from_slice(rai);
     out.push(OPT_END);
     if out.len() < MIN_REPLY_LEN {
         out.resize(MIN_REPLY_LEN, OPT_PAD);
