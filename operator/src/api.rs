@@ -107,7 +107,8 @@ pub struct FailoverPeerSpec {
     #[schemars(regex(pattern = r"^([0-9a-fA-F]{2}[:-]?){31}[0-9a-fA-F]{2}$"))]
     pub hba: Option<String>,
     /// loadBalance (default, split 128 unless given) or hotStandby (split 256: the primary
-    /// serves every client while both are up).
+    /// serves every client while both are up; the secondary answers a client only once it
+    /// has been trying for longer than loadBalanceMaxSeconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<FailoverMode>,
     /// Seconds without a message before the link is down (default 20).
@@ -118,7 +119,11 @@ pub struct FailoverPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_unacked_updates: Option<u32>,
-    /// Load balancing cut-off in seconds (ISC's load balance max seconds; 0 = off).
+    /// Load balancing cut-off in seconds (ISC's load balance max seconds): while both servers
+    /// are up, each answers only the clients the split gives it, until a client's `secs`
+    /// exceeds this. 0 turns load balancing off and both servers answer every client.
+    /// Default 3 (the low end of the 3 to 5 ISC recommends; ISC's own default, 0, would let
+    /// both servers answer every client, and in hotStandby the secondary too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balance_max_seconds: Option<u32>,
     /// Seconds in COMMUNICATIONS-INTERRUPTED before PARTNER-DOWN on its own (0 = never).

@@ -41,6 +41,14 @@ pub const DEFAULT_MCLT: u32 = 3600;
 pub const DEFAULT_SPLIT: u16 = 128;
 /// The failover port of draft-12 (IANA 647).
 pub const DEFAULT_FAILOVER_PORT: u16 = 647;
+/// `loadBalanceMaxSeconds` when the CR gives none, in either mode. A server only defers to
+/// the RFC 3074 split while load balancing is on, and ISC's default (0) turns it off: both
+/// servers would answer every client (and in hot standby, split 256, the secondary would
+/// answer every DISCOVER from its backup addresses). With 3 (the low end of the 3 to 5 that
+/// ISC's dhcpd.conf(5) recommends) each server answers only its share in NORMAL unless a
+/// client has been trying for more than 3 seconds (its `secs`), which is when a partner
+/// that still speaks failover but no longer answers clients is taken over.
+pub const DEFAULT_LOAD_BALANCE_MAX_SECONDS: u32 = 3;
 
 /// What the operator knows about a node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -670,6 +678,9 @@ fn options(o: &api::DhcpOptions) -> raw::OptionValues {
 
 /// The relationship's entry as the server on `me`'s node sees it: our side first, the
 /// partner's second; only the primary carries mclt and split/hba (as in ISC dhcpd).
+/// `loadBalanceMaxSeconds` goes to both: each server applies its own (the secondary is the
+/// one that must defer to the primary's split); it defaults to
+/// [`DEFAULT_LOAD_BALANCE_MAX_SECONDS`].
 fn render_peer_entry(
     name: &str,
     spec: &api::FailoverPeerSpec,
@@ -693,7 +704,10 @@ fn render_peer_entry(
         peer_port: Some(partner.port),
         max_response_delay: spec.max_response_delay,
         max_unacked_updates: spec.max_unacked_updates,
-        load_balance_max_seconds: spec.load_balance_max_seconds,
+        load_balance_max_seconds: Some(
+            spec.load_balance_max_seconds
+                .unwrap_or(DEFAULT_LOAD_BALANCE_MAX_SECONDS),
+        ),
         mclt: primary.then(|| spec.mclt.unwrap_or(DEFAULT_MCLT)),
         split: split.filter(|_| primary),
         hba: hba.filter(|_| primary),

@@ -129,6 +129,68 @@ fn hot_standby_gives_the_primary_every_bucket() {
     assert_eq!(secondary.peers[0].split, None);
 }
 
+/// Split 256 alone is not hot standby: with loadBalanceMaxSeconds 0 (ISC's default) a server
+/// ignores the split and the secondary answers every client from its backup addresses. So
+/// `mode: hotStandby` without a loadBalanceMaxSeconds renders 3 on both members (the
+/// secondary is the one that must defer to the hash; the primary gets the same value so the
+/// two files agree), and the validated configs carry it with every bucket on the primary.
+#[test]
+fn hot_standby_renders_split_256_on_the_primary_and_load_balance_max_seconds_3_on_both() {
+    let r = render_example("known-unknown");
+    let raw = |node: &str| {
+        &r.nodes
+            .iter()
+            .find(|n| n.node == node)
+            .unwrap()
+            .config
+            .peers[0]
+    };
+    let (p, s) = (raw("node-a"), raw("node-c"));
+    assert_eq!((p.role, s.role), (Role::Primary, Role::Secondary));
+    assert_eq!((p.split, p.hba.as_deref()), (Some(256), None));
+    assert_eq!(
+        (p.load_balance_max_seconds, s.load_balance_max_seconds),
+        (Some(3), Some(3))
+    );
+    for (node, c) in configs(&r) {
+        let peer = &c.peers[0];
+        assert_eq!(peer.load_balance_max_seconds, 3, "{node}");
+        if peer.role == Role::Primary {
+            assert_eq!(peer.hba, Some([0xff; 32]), "{node}: not every bucket");
+        }
+    }
+}
+
+/// An explicit loadBalanceMaxSeconds wins over the default, 0 included; without one both
+/// modes render 3 (ISC's own default, 0, would turn load balancing off).
+#[test]
+fn an_explicit_load_balance_max_seconds_wins_and_both_modes_default_to_3() {
+    let lbms = |extra: &str| {
+        let text = format!(
+            "{PEER}{extra}{}",
+            pool("p", "10.1.0.0/24", "10.1.0.10", "10.1.0.20", "lan")
+        );
+        let r = resources(&text);
+        let out = render(&r.peers, &r.pools, &nodes(), &settings());
+        assert!(out.errors.is_empty(), "{extra}: {:?}", out.errors);
+        out.nodes
+            .iter()
+            .map(|n| n.config.peers[0].load_balance_max_seconds)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lbms("  mode: hotStandby\n"), [Some(3), Some(3)]);
+    assert_eq!(
+        lbms("  mode: hotStandby\n  loadBalanceMaxSeconds: 5\n"),
+        [Some(5), Some(5)]
+    );
+    assert_eq!(
+        lbms("  mode: hotStandby\n  loadBalanceMaxSeconds: 0\n"),
+        [Some(0), Some(0)]
+    );
+    assert_eq!(lbms("  mode: loadBalance\n"), [Some(3), Some(3)]);
+    assert_eq!(lbms(""), [Some(3), Some(3)]);
+}
+
 #[test]
 fn one_secondary_node_hosts_both_relationships_in_one_config() {
     let r = render_example("shared-secondary");

@@ -6,10 +6,12 @@
 //! never drift. Start reading at [`Config::from_yaml`] and [`validate`].
 //!
 //! Keys are camelCase and unknown keys are errors. Every error names the file, the position
-//! or field path, and what is wrong.
+//! or field path, and what is wrong. A valid config that does not do what it looks like gets
+//! [`warnings`] (printed by `dhcpair check`), never an error.
 
 pub mod raw;
 mod validate;
+mod warnings;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub use ipnet::Ipv4Net;
 pub use raw::{OptionValues, Permit};
 pub use validate::validate;
+pub use warnings::{warnings, Warning};
 
 /// A configuration that could not be loaded or is not valid.
 #[derive(Debug, thiserror::Error)]

@@ -44,7 +44,8 @@ enum Command {
         #[arg(long)]
         restart_on_change: bool,
     },
-    /// Validate a configuration and exit non-zero with the error if it is not valid.
+    /// Validate a configuration and exit non-zero with the error if it is not valid; warn
+    /// (stderr, exit status 0) about a valid one that does not do what it looks like.
     Check {
         #[arg(long, short)]
         config: PathBuf,
@@ -115,8 +116,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Validate; print each [`dhcpair_config::warnings`] entry to stderr as `warning: FIELD:
+/// MESSAGE` (warnings do not change the exit status) and the summary to stdout.
 fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let c = Config::load(path)?;
+    for w in dhcpair_config::warnings(&c) {
+        eprintln!("warning: {w}");
+    }
     let addrs: u64 = c.pools.iter().map(|p| p.size()).sum();
     println!(
         "{}: ok ({} pools, {} addresses, {} reservations, {} peers)",

@@ -9,9 +9,9 @@ use dhcpair_wire::v4::{
 };
 use dhcpair_wire::{relay, ReplyShape};
 
-use crate::failover::{mclt_lease_time, Effect, Relationship, RelationshipRecord};
-use crate::lease::{BindingState, ClientKey, Lease, Time};
+use crate::failover::{mclt_lease_time, Effect, Relationship};
 use crate::table::{Owner, Table};
+use dhcpair_model::{BindingState, ClientKey, Lease, RelationshipRecord, Time};
 
 /// A lease that never ends (BOOTP, RFC 2131 §4.3 "infinite").
 pub const FOREVER: Time = i64::MAX as Time;
@@ -273,7 +273,7 @@ impl Dhcp {
             if !saved.iter().any(|r| r.name == peer.name) {
                 d.effects
                     .push(Effect::Persist(crate::failover::Persist::Relationship(
-                        crate::failover::RelationshipRecord {
+                        dhcpair_model::RelationshipRecord {
                             name: peer.name.clone(),
                             my_state: d.rels[i].state().to_wire(),
                             partner_state: 0,
@@ -512,7 +512,8 @@ impl Dhcp {
         let failover = self.pool_rel[pool].is_some();
         if bootp && failover {
             // A BOOTP lease never ends, and an infinite lease cannot be replicated under the
-            // MCLT rule: dynamic BOOTP is never served from a failover pool (ISC neither).
+            // MCLT rule: dynamic BOOTP is never served from a failover pool (ISC 3.0 refused such
+            // pools at start; later versions accept the configuration).
             return Err(Refusal::NotPermitted);
         }
         let lease = self.table.leases.get(&ip);

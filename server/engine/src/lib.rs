@@ -7,7 +7,6 @@
 
 mod dhcp;
 pub mod failover;
-pub mod lease;
 mod reconfig;
 mod table;
 
@@ -17,9 +16,9 @@ use dhcpair_config::Config;
 use dhcpair_wire::v4::Message;
 
 pub use dhcp::{Arrival, Decision, Destination, DropReason, Outcome, Reply, FOREVER};
+pub use dhcpair_model::{BindingState, ClientKey, Lease, RelationshipRecord, Time};
 pub use dhcpair_wire::failover::ServerState;
-pub use failover::{ConnId, Effect, Persist, RelationshipRecord, RelationshipStatus};
-pub use lease::{BindingState, ClientKey, Lease, Time};
+pub use failover::{ConnId, Effect, Persist, RelationshipStatus};
 pub use reconfig::{restart_reasons, ReconfigError, ReconfigReport};
 
 /// Address counts of one pool, for metrics, `/v1/status` and ISC's pool log line.

@@ -33,8 +33,8 @@ use std::net::Ipv4Addr;
 use dhcpair_config::{Config, Pool, ReservationKey};
 
 use crate::dhcp::Dhcp;
-use crate::lease::{BindingState, ClientKey, Lease, Time};
 use crate::table::Table;
+use dhcpair_model::{BindingState, ClientKey, Lease, Time};
 
 /// A reload that cannot be applied while running; the running configuration stays.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 
 use dhcpair_config::{Config, ReservationKey};
 
-use crate::lease::{BindingState, ClientKey, Lease, Time};
+use dhcpair_model::{BindingState, ClientKey, Lease, Time};
 
 /// An offered address, held in memory only (RFC 2131 §4.3.1 lets an offer be forgotten).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-pub use dhcpair_engine::lease::{BindingState, ClientKey, Lease, Time};
+pub use dhcpair_model::{BindingState, ClientKey, Lease, Time};
 
 pub mod battery;
 mod group;

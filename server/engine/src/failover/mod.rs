@@ -18,8 +18,8 @@ use dhcpair_wire::failover::{Message, MessageType, Options, ServerState};
 use tracing::{info, warn};
 
 use crate::dhcp::Dhcp;
-use crate::lease::{BindingState, ClientKey, Lease, Time};
 use crate::table::Owner;
+use dhcpair_model::{BindingState, ClientKey, Lease, RelationshipRecord, Time};
 
 use states::Reaction;
 
@@ -36,16 +36,6 @@ const VENDOR_CLASS: &str = concat!("dhcpair-", env!("CARGO_PKG_VERSION"));
 /// A TCP connection to a partner, named by the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(pub u64);
-
-/// A relationship's state as persisted in the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelationshipRecord {
-    pub name: String,
-    pub my_state: u8,
-    pub partner_state: u8,
-    pub stos: Time,
-    pub mclt: u32,
-}
 
 /// Something to make durable.
 #[derive(Debug, Clone, PartialEq)]

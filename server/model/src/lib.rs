@@ -1,4 +1,5 @@
-//! Leases and binding states: the rows of the lease table and of the durable store.
+//! The records the engine and the lease store both speak: leases, binding states, client
+//! identities and each failover relationship's persisted state. No I/O, no clock.
 
 use std::net::Ipv4Addr;
 
@@ -116,4 +117,15 @@ impl Lease {
     pub fn is_active_at(&self, now: Time) -> bool {
         self.state == BindingState::Active && self.ends > now
     }
+}
+
+/// A failover relationship's state as persisted in the store (server states by their
+/// draft-12 wire values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationshipRecord {
+    pub name: String,
+    pub my_state: u8,
+    pub partner_state: u8,
+    pub stos: Time,
+    pub mclt: u32,
 }
