@@ -13,8 +13,9 @@
 //! 1. Both relationships reach NORMAL on the shared secondary; every client is bound by the
 //!    owner of its hash bucket on its own link.
 //! 2. node-a dies (SIGKILL): node-c moves `site-a` to COMMUNICATIONS-INTERRUPTED and serves
-//!    link A: A1 (bound by node-a) keeps its address through node-c at its next renewal
-//!    (RENEW or REBIND), a new client A3 gets one of node-c's
+//!    link A: A1 (bound by node-a) keeps its address through node-c (its unicast RENEWs to
+//!    node-a go unanswered; at T2 its broadcast REQUEST reaches node-c, whose ACK dhclient
+//!    reports as RENEW or REBIND), a new client A3 gets one of node-c's
 //!    BACKUP addresses of link A. Link B goes on as before.
 //! 3. node-a returns with its database while node-c is still in COMMUNICATIONS-INTERRUPTED:
 //!    no RECOVER, both resynchronise to NORMAL and node-a learns A3's lease. (A return with
