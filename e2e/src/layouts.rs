@@ -221,14 +221,6 @@ pub fn move_names(moves: &[Move]) -> Vec<String> {
         .collect()
 }
 
-/// The UNIX time (dhcpair's RFC 3339 prefix) of the first log line that contains `needle`.
-pub fn first_line_time(log: &str, needle: &str) -> Option<f64> {
-    log.lines()
-        .find(|l| l.contains(needle))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(parse_rfc3339)
-}
-
 // ------------------------------------------------------------------------------ RFC 3074
 
 /// RFC 3074 §6's mixing table (the Pearson permutation ISC dhcpd and Kea also carry).
