@@ -18,6 +18,7 @@
 
 pub mod clients;
 pub mod failover;
+pub mod layouts;
 pub mod load;
 pub mod netns;
 pub mod operator;
