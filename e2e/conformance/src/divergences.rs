@@ -65,6 +65,22 @@ pub const INTENDED: &[Intended] = &[
                  network address to another client\"); dhcpair does (server.offerHoldTime, \
                  README), so for anyone else the address is not available and §4.3.2 NAKs.",
     },
+    Intended {
+        id: "D4",
+        scenarios: "prl/everything",
+        fields: "opt *",
+        when_dhcpair: "-",
+        when_oracles: "*",
+        dhcpair: "a client that asks for more than fits 576 bytes (and sends no option 57) gets \
+                  T1 and T2 and the requested options that fit, the options field first, then \
+                  `file` and `sname` (option overload); the lowest-ranked of the rest are left out",
+        oracles: "Kea sends them all in a message above 576 bytes; ISC sends no T1/T2 at all and \
+                  packs the overload fields tighter, so two more options fit",
+        reason: "RFC 2131 §2: a client need not accept more than 576 bytes unless it says so with \
+                 option 57 (RFC 2132 §9.10), so dhcpair does not exceed it; within it, T1/T2 \
+                 (RFC 2131 §4.4.5) are kept, and the options dropped are those the client listed \
+                 last (RFC 2132 §9.8 order, README).",
+    },
 ];
 
 /// What the comparison normalises before judging (not divergences: differences that carry

@@ -335,6 +335,26 @@ pub fn encode_reply(
                 areas[a].push(d.len() as u8);
                 areas[a].extend_from_slice(d);
             }
+            continue;
+        }
+        // Whole it fits nowhere: split across what is left of the areas, in the order a
+        // client concatenates them (options field, `file`, `sname`; RFC 3396 §6), if the
+        // pieces' headers leave room for all of it.
+        let data: Vec<u8> = parts.concat();
+        let usable = |r: usize| r.saturating_sub(2).min(255);
+        if overload && rooms.iter().map(|r| usable(*r)).sum::<usize>() >= data.len() {
+            let mut rest = &data[..];
+            for a in 0..3 {
+                let n = usable(rooms[a]).min(rest.len());
+                if n == 0 {
+                    continue;
+                }
+                areas[a].push(*code);
+                areas[a].push(n as u8);
+                areas[a].extend_from_slice(&rest[..n]);
+                rooms[a] -= n + 2;
+                rest = &rest[n..];
+            }
         }
     }
     let mut out = Vec::with_capacity(limit.max(MIN_REPLY_LEN));

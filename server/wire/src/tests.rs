@@ -152,7 +152,7 @@ fn options_follow_the_request_list_order_after_type_server_id_and_times() {
 }
 
 #[test]
-fn a_long_option_is_split_and_options_that_do_not_fit_the_maximum_size_are_left_out() {
+fn a_long_option_is_split_within_the_options_field_or_across_file_when_it_must_be() {
     // 300 bytes of option 43 become two options (255 + 45, RFC 3396).
     let m = reply_with(&[(43, 300), (3, 4)]);
     let big = ReplyShape {
@@ -174,16 +174,18 @@ fn a_long_option_is_split_and_options_that_do_not_fit_the_maximum_size_are_left_
         n
     };
     assert_eq!(total_43, 300);
-    // With 576 bytes (28 of them IP and UDP headers), 240 + 3 + 6 + 6 + 6 + 1 leave no room
-    // for 304 bytes of option 43, and neither do `file` (127) nor `sname` (63): it goes whole,
-    // option 3 stays.
+    // With 576 bytes (28 of them IP and UDP headers) the options field has 548 - 240 - 1
+    // (END) - 3 (option 52) - 15 (53, 54, 51) - 6 (option 3) = 283 bytes: 255 of option 43
+    // go there, the other 45 into `file` (RFC 3396 §6: the client joins the pieces).
     let small = ReplyShape {
         order: vec![3, 43],
         max_message_size: 576,
     };
     let out = encode_reply(&m, None, &small).unwrap();
-    assert_eq!(codes_on_wire(&out), vec![53, 54, 51, 3]);
     assert!(out.len() <= 576 - 28);
+    assert_eq!(codes_on_wire(&out), vec![53, 54, 51, 3, 43, 52]);
+    assert_eq!(codes_in(&out[108..236]), vec![43]);
+    assert_eq!(out[108 + 1], 45);
 }
 
 /// The options of the `file` (108..236) or `sname` (44..108) field, up to END.
@@ -206,8 +208,9 @@ fn options_that_overflow_576_bytes_go_into_file_then_sname_with_option_52() {
     // Worked out by hand. 576 - 28 = 548 bytes; the options field has 548 - 240 - 1 (END)
     // - 3 (option 52) = 304, less 15 for 53, 54 and 51: 289. In rank order: 3 (52 bytes on
     // the wire) fits (237 left), 43 (200) fits (37 left), 66 (100) goes to `file` (127 - 1
-    // for END: 27 left), 67 (90) fits nowhere (37, 27, 63) and is left out, 150 (50) goes
-    // to `sname` (63).
+    // for END: 27 left). 67 (88 bytes of data) fits no area whole, so it is split: 35 bytes
+    // in the options field, 25 in `file`, 28 in `sname` (33 left there). 150 (48 bytes of
+    // data) fits nowhere any more and is left out: it ranks last.
     let m = reply_with(&[(43, 198), (66, 98), (67, 88), (150, 48), (3, 50)]);
     let shape = ReplyShape {
         order: vec![3, 43, 66, 67, 150],
@@ -215,9 +218,9 @@ fn options_that_overflow_576_bytes_go_into_file_then_sname_with_option_52() {
     };
     let out = encode_reply(&m, None, &shape).unwrap();
     assert!(out.len() <= 548, "{}", out.len());
-    assert_eq!(codes_on_wire(&out), vec![53, 54, 51, 3, 43, 52]);
-    assert_eq!(codes_in(&out[108..236]), vec![66]);
-    assert_eq!(codes_in(&out[44..108]), vec![150]);
+    assert_eq!(codes_on_wire(&out), vec![53, 54, 51, 3, 43, 67, 52]);
+    assert_eq!(codes_in(&out[108..236]), vec![66, 67]);
+    assert_eq!(codes_in(&out[44..108]), vec![67]);
     let opts = &out[OPTIONS_OFFSET..];
     let at = opts.windows(3).position(|w| w == [52, 1, 3]);
     assert!(at.is_some(), "option 52 says both fields are used");
