@@ -23,6 +23,7 @@ pub mod netns;
 pub mod operator;
 pub mod process;
 pub mod relay;
+pub mod rfc3074;
 pub mod server;
 
 use std::fmt::Display;
