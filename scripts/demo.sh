@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-./scripts/install-deps.sh >/dev/null
+# The demo needs no Kubernetes tools (INSTALL_K8S_TOOLS=0: no helm, no test API server build).
+INSTALL_K8S_TOOLS=0 ./scripts/install-deps.sh >/dev/null
 # shellcheck disable=SC1091
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 cargo build --release --locked -p dhcpair -q

@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
 # Kubernetes-layer checks that need no cluster: helm lint, and kubernetes-validate over the
 # chart's objects and over the objects the operator renders for every example.
-# If the tools cannot be downloaded this SKIPS LOUDLY (exit 0 with a banner); any check that
-# runs and fails exits non-zero.
+# Exit status: 0 every check passed; 77 SKIPPED (with a banner: the tools could not be downloaded
+# or python3 with pip and venv is missing), which scripts/test.sh counts as a failure of its own; anything
+# else: a check failed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 K8S_VERSION=${K8S_VERSION:-1.32.0}
+skip() {
+  echo "##################################################################"
+  echo "## SKIPPED: $*"
+  echo "## The chart and the rendered objects were NOT checked."
+  echo "##################################################################"
+  exit 77
+}
+command -v python3 >/dev/null || skip "python3 is missing (scripts/install-deps.sh installs it)"
+python3 -c 'import pip' 2>/dev/null || skip "python3-pip is missing (scripts/install-deps.sh installs it)"
+python3 -c 'import venv, ensurepip' 2>/dev/null ||
+  skip "python3-venv is missing (scripts/install-deps.sh installs it)"
 set +e
 BIN=$(bash scripts/k8s-tools.sh | tail -1); rc=$?
 set -e
 if [ $rc -ne 0 ]; then
-  if [ $rc -eq 3 ]; then
-    echo "################################################################"
-    echo "## SKIPPED: helm / kubernetes-validate could not be downloaded ##"
-    echo "## (see the message above); the chart was NOT checked.        ##"
-    echo "################################################################"
-    exit 0
-  fi
-  echo "test-k8s: installing the tools failed (exit $rc)" >&2; exit $rc
+  [ $rc -eq 3 ] && skip "helm / kubernetes-validate could not be downloaded (see the message above)"
+  echo "test-k8s: installing the tools failed (exit $rc)" >&2; exit 1
 fi
+for tool in helm kubernetes-validate; do
+  [ -x "$BIN/$tool" ] || { echo "test-k8s: no $tool in $BIN" >&2; exit 1; }
+done
 export PATH="$BIN:$PATH"
 OUT=$ROOT/target/k8s-test; mkdir -p "$OUT"
 fails=0

@@ -654,16 +654,11 @@ pub fn load_mac(tag: u8, i: u32) -> [u8; 6] {
 
 // ------------------------------------------------------------------------------ RFC 3074
 
-/// RFC 3074 bucket of a client key (the chaddr bytes when the client sends no client id):
-/// the server's own hash (`dhcpair_wire::hash`), tested there against RFC 3074's vectors and
-/// ISC's lab captures.
-pub fn lb_bucket(key: &[u8]) -> u8 {
-    dhcpair_wire::hash::bucket(key)
-}
-
-/// With ISC's `split N`, buckets `0..N` are the primary's.
+/// With ISC's `split N`, buckets `0..N` are the primary's: the bucket of a client without a
+/// client id (its chaddr) from the test crate's own copy of RFC 3074's hash
+/// ([`crate::rfc3074`]), never the server's.
 pub fn primary_serves(mac: &[u8], split: u16) -> bool {
-    u16::from(lb_bucket(mac)) < split
+    crate::rfc3074::primary_serves(mac, split)
 }
 
 /// The first MAC `02:e2:<tag>:00:00:<n>` whose client belongs to the primary (`primary`) or

@@ -24,6 +24,7 @@ pub mod netns;
 pub mod operator;
 pub mod process;
 pub mod relay;
+pub mod rfc3074;
 pub mod server;
 
 use std::fmt::Display;
@@ -53,16 +54,21 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// `None` (after printing `SKIP: ...`) when the test cannot run here: not root, or no
-    /// `ip` tool. Tests do `let Some(env) = TestEnv::setup("name") else { return };`.
-    pub fn setup(test_name: &str) -> Option<TestEnv> {
+    /// The test's environment. Panics (the test FAILS, it is never skipped) when it cannot run
+    /// here: not root, or no `ip` tool. A scenario that did not run must not look like one
+    /// that passed.
+    pub fn setup(test_name: &str) -> TestEnv {
         if !is_root() {
-            println!("SKIP: {test_name} needs root (network namespaces, veth, port 67)");
-            return None;
+            panic!(
+                "{test_name} cannot run: it needs root (network namespaces, veth, port 67); \
+                 run the e2e tests as root (sudo ./scripts/test.sh)"
+            );
         }
         if which("ip").is_none() {
-            println!("SKIP: {test_name} needs iproute2 (`ip`)");
-            return None;
+            panic!(
+                "{test_name} cannot run: it needs iproute2's `ip` on PATH or in /usr/sbin, /sbin, \
+                 /usr/bin, /bin (scripts/install-deps.sh installs it)"
+            );
         }
         let dir = std::env::temp_dir()
             .join("dhcpair-e2e")
@@ -71,11 +77,11 @@ impl TestEnv {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             panic!("cannot create {}: {e}", dir.display());
         }
-        Some(TestEnv {
+        TestEnv {
             name: test_name.to_string(),
             dir,
             dumped: std::cell::Cell::new(false),
-        })
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -137,13 +143,12 @@ impl Drop for TestEnv {
     }
 }
 
-/// Run one scenario: skip (printing why) when it cannot run here; otherwise run `body`, and
-/// if it fails, print the error and the tail of every log and panic. Everything `body` creates
-/// (namespaces, processes) is dropped, so killed and flushed, before the logs are printed.
+/// Run one scenario: fail at once (saying why) when it cannot run here, see [`TestEnv::setup`];
+/// otherwise run `body`, and if it fails, print the error and the tail of every log and panic.
+/// Everything `body` creates (namespaces, processes) is dropped, so killed and flushed, before
+/// the logs are printed.
 pub fn scenario(name: &str, body: impl FnOnce(&TestEnv) -> Result<()>) {
-    let Some(env) = TestEnv::setup(name) else {
-        return;
-    };
+    let env = TestEnv::setup(name);
     let started = Instant::now();
     let result = body(&env);
     match result {

@@ -59,7 +59,7 @@ fn body(env: &TestEnv) -> Result<()> {
     }
     let tools = std::env::var_os("DHCPAIR_KUBE_TOOLS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/tools/k8s"));
+        .unwrap_or_else(|| workspace_root().join("scripts/k8s"));
     let start_script = tools.join("start-test-apiserver.sh");
 
     // The example CRs with the pool's subnet moved to the test's LAN; node names as they are.

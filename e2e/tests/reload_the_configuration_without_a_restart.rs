@@ -107,27 +107,52 @@ fn current(server: &Server) -> Result<RawConfig> {
     Ok(serde_yaml::from_str(&text)?)
 }
 
-/// A sample's value in the server's `/metrics` (`name` with its labels as encoded).
-fn metric(server: &Server, name: &str) -> Option<f64> {
-    let text = server.metrics().ok()?;
-    text.lines()
+/// The server's `/metrics` page; an error (which fails the test) when it cannot be read.
+fn metrics_page(server: &Server) -> Result<String> {
+    server
+        .metrics()
+        .context("the server's /metrics cannot be read")
+}
+
+/// A sample's value on a `/metrics` page (`name` with its labels as encoded), if it is there.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-fn reloads(server: &Server, result: &str) -> f64 {
-    metric(
-        server,
-        &format!("dhcpair_config_reloads_total{{result=\"{result}\"}}"),
-    )
-    .unwrap_or(0.0)
+/// A sample's value in the server's `/metrics`: an error when the page cannot be read, `None`
+/// when it has no such sample.
+fn metric(server: &Server, name: &str) -> Result<Option<f64>> {
+    Ok(sample(&metrics_page(server)?, name))
 }
 
-/// Wait until the server counts `n` reloads with `result`.
+/// `dhcpair_config_reloads_total{result}`. A result that has not happened yet has no sample
+/// (the family's labels are created on first use), which counts 0, but only on a page that was
+/// read and carries the family; an unreadable page is an error.
+fn reloads(server: &Server, result: &str) -> Result<f64> {
+    let page = metrics_page(server)?;
+    ensure!(
+        page.lines()
+            .any(|l| l.starts_with("# TYPE dhcpair_config_reloads counter")),
+        "the server's /metrics has no dhcpair_config_reloads family:\n{page}"
+    );
+    Ok(sample(
+        &page,
+        &format!("dhcpair_config_reloads_total{{result=\"{result}\"}}"),
+    )
+    .unwrap_or(0.0))
+}
+
+/// Wait until the server counts `n` reloads with `result`; fails at once if `/metrics` cannot
+/// be read.
 fn wait_reloads(server: &Server, who: &str, result: &str, n: f64) -> Result<()> {
     wait_until(
         format!("{who}: dhcpair_config_reloads_total{{result=\"{result}\"}} == {n}"),
         Duration::from_secs(10),
-        || (reloads(server, result) == n).then_some(()),
+        || match reloads(server, result) {
+            Ok(got) => (got == n).then_some(Ok(())),
+            Err(e) => Some(Err(e)),
+        },
     )
     .with_context(|| {
         format!(
@@ -140,7 +165,7 @@ fn wait_reloads(server: &Server, who: &str, result: &str, n: f64) -> Result<()> 
                 .collect::<Vec<_>>()
                 .join("\n")
         )
-    })
+    })?
 }
 
 fn sighup(server: &Server) -> Result<()> {
@@ -180,7 +205,7 @@ fn single(env: &TestEnv) -> Result<()> {
     res.hostname = Some("reserved".into());
     pool.reservations.push(res);
     let v2_yaml = serde_yaml::to_string(&v2)?;
-    ensure!(reloads(&server, "ok") == 0.0, "a reload before any change");
+    ensure!(reloads(&server, "ok")? == 0.0, "a reload before any change");
     cm.update(&v2_yaml)?;
     wait_reloads(&server, "server", "ok", 1.0)?;
     ensure!(
@@ -250,7 +275,7 @@ fn single(env: &TestEnv) -> Result<()> {
         "the log does not carry check's message {check_msg:?}"
     );
     ensure!(
-        metric(&server, "dhcpair_config_last_reload_successful") == Some(0.0),
+        metric(&server, "dhcpair_config_last_reload_successful")? == Some(0.0),
         "last reload successful should be 0"
     );
 
@@ -282,7 +307,7 @@ fn single(env: &TestEnv) -> Result<()> {
         .cloned()
         .context("no pool lan")?;
     ensure!(p.total == 110, "status: {p:?}");
-    ensure!(reloads(&server, "ok") == 2.0, "an unexpected reload");
+    ensure!(reloads(&server, "ok")? == 2.0, "an unexpected reload");
     ensure!(server.exited().is_none(), "the server exited");
     server.stop()?;
     Ok(())
@@ -295,18 +320,18 @@ fn pair(env: &TestEnv) -> Result<()> {
     let (primary, secondary) = start_pair(env, &pair, &s)?;
     wait_balanced(&primary, &secondary, 2, Duration::from_secs(10))?;
 
-    let connects = |m: &Member| -> (Option<f64>, Option<f64>) {
+    let connects = |m: &Member| -> Result<(Option<f64>, Option<f64>)> {
         let key = |dir: &str| {
             format!(
                 "dhcpair_failover_messages_total{{relationship=\"pair\",direction=\"{dir}\",message_type=\"connect\"}}"
             )
         };
-        (
-            metric(&m.server, &key("sent")),
-            metric(&m.server, &key("received")),
-        )
+        Ok((
+            metric(&m.server, &key("sent"))?,
+            metric(&m.server, &key("received"))?,
+        ))
     };
-    let before = (connects(&primary), connects(&secondary));
+    let before = (connects(&primary)?, connects(&secondary)?);
     ensure!(
         before.0 .0 == Some(1.0) && before.1 .1 == Some(1.0),
         "one CONNECT from the primary expected: {before:?}"
@@ -362,7 +387,7 @@ fn pair(env: &TestEnv) -> Result<()> {
     }
     // A second wait so that a dropped and re-established link would have counted by now.
     std::thread::sleep(Duration::from_secs(2));
-    let after = (connects(&primary), connects(&secondary));
+    let after = (connects(&primary)?, connects(&secondary)?);
     ensure!(
         after == before,
         "CONNECT counters changed across the reload: {before:?} -> {after:?}"
@@ -424,7 +449,7 @@ fn restart_on_change(env: &TestEnv) -> Result<()> {
     server.restart()?;
     common::check_lease(&server, ip, &mac, "active")?;
     ensure!(
-        reloads(&server, "restart") == 0.0 && reloads(&server, "rejected") == 0.0,
+        reloads(&server, "restart")? == 0.0 && reloads(&server, "rejected")? == 0.0,
         "the restarted server counts a reload already"
     );
     Ok(())
