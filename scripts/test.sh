@@ -56,13 +56,17 @@ step_fmt() {
 
 step_dep_rules() {
   local crate
-  for crate in dhcpair-wire dhcpair-config dhcpair-engine; do
+  for crate in dhcpair-wire dhcpair-model dhcpair-config dhcpair-engine; do
     if cargo tree -p "$crate" -e normal --prefix none | grep -Eq '^(tokio|kube|axum|socket2|nix|rusqlite|anyhow|clap) '; then
       echo "$crate depends on a forbidden crate:"
       cargo tree -p "$crate" -e normal | grep -E 'tokio|kube|axum|socket2|nix|rusqlite|anyhow|clap'
       return 1
     fi
   done
+  if cargo tree -p dhcpair-store -e normal --prefix none | grep -q '^dhcpair-engine '; then
+    echo "dhcpair-store depends on dhcpair-engine: it must only need dhcpair-model"
+    return 1
+  fi
   echo ok
 }
 
@@ -129,6 +133,10 @@ step_measurements() {
   cargo test --release --locked -p dhcpair-store --test commit_cost -- --ignored --exact --nocapture one_lease_commits_cost
 }
 
+step_conformance() {
+  ./scripts/test-conformance.sh
+}
+
 step_k8s() {
   ./scripts/test-k8s.sh
 }
@@ -161,6 +169,7 @@ STEPS=(
   "sim-seeds|step_sim_seeds|simulation: 2,000 seeds per fault family (release)"
   "sim-long|step_sim_long|simulation: 30,000 random seeds (release, the #[ignore]d long_simulation)"
   "measurements|step_measurements|the #[ignore]d measurements run once (release; no timing judged)"
+  "conformance|step_conformance|e2e/conformance: dhcpair against Kea and ISC dhcpd, every scenario and the property"
   "k8s|step_k8s|helm lint --strict, helm template | kubernetes-validate"
   "operator-apiserver|step_operator_apiserver|CRDs, example and bad CRs, the controller against a real CRD API server"
   "operator-e2e|step_operator_e2e|the rendered pair in two namespaces serves a dhclient; the CRs get NORMAL and pool counts"

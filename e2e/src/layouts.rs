@@ -223,36 +223,10 @@ pub fn move_names(moves: &[Move]) -> Vec<String> {
 
 // ------------------------------------------------------------------------------ RFC 3074
 
-/// RFC 3074 §6's mixing table (the Pearson permutation ISC dhcpd and Kea also carry).
-const RFC3074_MIX: [u8; 256] = [
-    251, 175, 119, 215, 81, 14, 79, 191, 103, 49, 181, 143, 186, 157, 0, 232, 31, 32, 55, 60, 152,
-    58, 17, 237, 174, 70, 160, 144, 220, 90, 57, 223, 59, 3, 18, 140, 111, 166, 203, 196, 134, 243,
-    124, 95, 222, 179, 197, 65, 180, 48, 36, 15, 107, 46, 233, 130, 165, 30, 123, 161, 209, 23, 97,
-    16, 40, 91, 219, 61, 100, 10, 210, 109, 250, 127, 22, 138, 29, 108, 244, 67, 207, 9, 178, 204,
-    74, 98, 126, 249, 167, 116, 34, 77, 193, 200, 121, 5, 20, 113, 71, 35, 128, 13, 182, 94, 25,
-    226, 227, 199, 75, 27, 41, 245, 230, 224, 43, 225, 177, 26, 155, 150, 212, 142, 218, 115, 241,
-    73, 88, 105, 39, 114, 62, 255, 192, 201, 145, 214, 168, 158, 221, 148, 154, 122, 12, 84, 82,
-    163, 44, 139, 228, 236, 205, 242, 217, 11, 187, 146, 159, 64, 86, 239, 195, 42, 106, 198, 118,
-    112, 184, 172, 87, 2, 173, 117, 176, 229, 247, 253, 137, 185, 99, 164, 102, 147, 45, 66, 231,
-    52, 141, 211, 194, 206, 246, 238, 56, 110, 78, 248, 63, 240, 189, 93, 92, 51, 53, 183, 19, 171,
-    72, 50, 33, 104, 101, 69, 8, 252, 83, 120, 76, 135, 85, 54, 202, 125, 188, 213, 96, 235, 136,
-    208, 162, 129, 190, 132, 156, 38, 47, 1, 7, 254, 24, 4, 216, 131, 89, 21, 28, 133, 37, 153,
-    149, 80, 170, 68, 6, 169, 234, 151,
-];
-
-/// RFC 3074 §6 bucket of a key (the client id, else the chaddr's `hlen` bytes): the Pearson
-/// hash seeded with the key's length, over the key from its last byte to its first.
-pub fn pearson_bucket(key: &[u8]) -> u8 {
-    let mut h = key.len() as u8;
-    for &b in key.iter().rev() {
-        h = RFC3074_MIX[usize::from(h ^ b)];
-    }
-    h
-}
-
-/// With ISC's `split N` (N a multiple of 8), buckets `0..N` are the primary's.
+/// With ISC's `split N` (N a multiple of 8), buckets `0..N` are the primary's (the test
+/// crate's own RFC 3074 hash, `crate::rfc3074`, not the server's).
 pub fn primary_owns(key: &[u8], split: u16) -> bool {
-    u16::from(pearson_bucket(key)) < split
+    crate::rfc3074::primary_serves(key, split)
 }
 
 /// The first `count` MACs `02:<tag>:<role>:00:00:<n>` whose client the primary (`primary`) or
@@ -340,24 +314,6 @@ pub fn isc_config_ports(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_mixing_table_is_a_permutation() {
-        let mut seen = [false; 256];
-        for &b in &RFC3074_MIX {
-            assert!(!seen[usize::from(b)], "{b} twice");
-            seen[usize::from(b)] = true;
-        }
-    }
-
-    #[test]
-    fn the_hash_of_the_empty_key_is_its_length_and_one_byte_keys_mix_once() {
-        assert_eq!(pearson_bucket(&[]), 0);
-        // h = 1; h = T[1 ^ 0] = T[1] = 175
-        assert_eq!(pearson_bucket(&[0]), 175);
-        // h = 2; h = T[2 ^ 0x02] = T[0] = 251; h = T[251 ^ 0x01] = T[250] = 6
-        assert_eq!(pearson_bucket(&[0x01, 0x02]), RFC3074_MIX[250]);
-    }
 
     #[test]
     fn owned_macs_fall_on_the_asked_side() {

@@ -6,7 +6,7 @@
 //! client LAN 10.72.51.0/24 (six real dhclients with chosen MACs, three of each server's
 //! buckets) -- relay (.1 there, .254 on the servers' LAN) -- servers' LAN 10.72.50.0/24 (primary
 //! .1, secondary .2). The split is predicted with the RFC 3074 hash of the test crate
-//! (`layouts::pearson_bucket`), not the server's. tshark on the relay's server-facing link
+//! (`rfc3074::bucket`), not the server's. tshark on the relay's server-facing link
 //! sees, per client, one OFFER per relayed DISCOVER and one ACK per relayed REQUEST, all from
 //! its owner, and nothing from the other server; each dhclient is BOUND with the owner's
 //! server id; afterwards both databases hold the same active leases and count the pool alike.
@@ -21,8 +21,9 @@ use dhcpair_e2e::failover::{
     control_token, counts_agree, dhcpair_active, dhcpair_member_config, wait_balanced, wait_normal,
     Member, PairNet, PairSettings,
 };
-use dhcpair_e2e::layouts::{macs_owned_by, parse_mac, pearson_bucket, RelayToAll};
+use dhcpair_e2e::layouts::{macs_owned_by, parse_mac, RelayToAll};
 use dhcpair_e2e::relay::Packet;
+use dhcpair_e2e::rfc3074;
 use dhcpair_e2e::{scenario, wait_until, Dhclient, Net24, Netns, Switch, TestEnv, Tshark};
 
 #[test]
@@ -83,7 +84,7 @@ fn body(env: &TestEnv) -> Result<()> {
     let mut owner_of: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
     for (server, mine) in [(primary, true), (secondary, false)] {
         for mac in macs_owned_by(0x67, mine, s.split, CLIENTS_PER_SERVER) {
-            let bucket = pearson_bucket(&parse_mac(&mac)?);
+            let bucket = rfc3074::bucket(&parse_mac(&mac)?);
             println!("{mac}: RFC 3074 bucket {bucket} -> {}", server.name());
             owner_of.insert(mac, server.ip);
         }
