@@ -595,7 +595,9 @@ pub fn start_load(
     let mut opts = LoadOptions::new(bind, server, count, env.path(&format!("{name}.acks")));
     opts.mac_tag = tag;
     opts.concurrency = 16;
-    opts.timeout = Duration::from_millis(300);
+    // An ACK leaves only after its lease is fsynced; on a loaded CI machine that can take
+    // most of a second, and a reply that comes late is not a lost reply.
+    opts.timeout = Duration::from_millis(1000);
     opts.retries = retries;
     opts.deadline = Duration::from_secs(20);
     LoadClient::start(env, ns, name, bin, &opts)
