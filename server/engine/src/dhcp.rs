@@ -767,8 +767,8 @@ impl Dhcp {
             // That is for an address this server has nothing against (free, or not in its
             // pools): one it knows to be wrong for the client (another network, another
             // client's lease or reservation, abandoned) is NAKed below when authoritative,
-            // as Kea and ISC both do. A known
-            // client asking for an address that is not its own is NAKed too.
+            // as Kea and ISC both do. A known client asking for an address that is not its
+            // own is NAKed too.
             match self.record_of(cx) {
                 None => return Decision::drop(DropReason::UnknownClient),
                 Some(known) if known != ip => return self.nak(cx, Refusal::NotTheClients),
