@@ -158,8 +158,6 @@ enum Refusal {
     ReservedForAnother,
     NotPermitted,
     Abandoned,
-    /// INIT-REBOOT for an address that is not the one this client has here.
-    NotTheClients,
     /// Failover: not ours to give (partner's free lease, or in transition). Silent, as ISC.
     OwnedByPeer,
 }
@@ -173,7 +171,6 @@ impl Refusal {
             Refusal::ReservedForAnother => "address is reserved for another client",
             Refusal::NotPermitted => "client is not permitted in this pool",
             Refusal::Abandoned => "address is abandoned",
-            Refusal::NotTheClients => "requested address is not the client's",
             Refusal::OwnedByPeer => "lease owned by peer",
         }
     }
@@ -767,12 +764,11 @@ impl Dhcp {
             // That is for an address this server has nothing against (free, or not in its
             // pools): one it knows to be wrong for the client (another network, another
             // client's lease or reservation, abandoned) is NAKed below when authoritative,
-            // as Kea and ISC both do. A known client asking for an address that is not its
-            // own is NAKed too.
-            match self.record_of(cx) {
-                None => return Decision::drop(DropReason::UnknownClient),
-                Some(known) if known != ip => return self.nak(cx, Refusal::NotTheClients),
-                Some(_) => {}
+            // as Kea and ISC both do. A client this server knows goes through the usual
+            // check (in failover, its newest binding may still be on its way from the
+            // partner, so "not the address we last saw" is no reason to NAK it).
+            if !self.has_record_of(cx, ip) {
+                return Decision::drop(DropReason::UnknownClient);
             }
         }
         let pool = match checked {
@@ -799,22 +795,18 @@ impl Dhcp {
         }
     }
 
-    /// The address this server has a record of for the client: its reservation on this
-    /// network, else its current or last binding (ended ones too, until the address goes to
-    /// someone else).
-    fn record_of(&self, cx: &Ctx) -> Option<Ipv4Addr> {
-        if let Some((rp, ri)) = cx.reservation {
-            if let Some(ip) = self.config.pools[rp].reservations[ri].ip {
-                if cx.pools.contains(&rp) {
-                    return Some(ip);
-                }
-            }
-        }
-        self.table.by_client.get(&cx.client).copied().or_else(|| {
-            // Known under another form of identity (say, leased before it sent option 61).
-            requested_ip(cx.msg)
-                .filter(|ip| self.table.leases.get(ip).is_some_and(|l| belongs_to(l, cx)))
-        })
+    /// Does this server have a record of the client asking for `ip`: a host entry, a
+    /// binding in the table under its identity, or the row at `ip` being its own (whatever
+    /// its state, and also under another form of identity: say, leased before it sent
+    /// option 61)?
+    fn has_record_of(&self, cx: &Ctx, ip: Ipv4Addr) -> bool {
+        cx.reservation.is_some()
+            || self.table.by_client.contains_key(&cx.client)
+            || self
+                .table
+                .leases
+                .get(&ip)
+                .is_some_and(|l| belongs_to(l, cx))
     }
 
     /// Record an active binding in the table and return the row to persist. `tstp` is the
