@@ -418,16 +418,19 @@ impl Member {
             "{} is still running; stop it before wiping its database",
             self.name()
         );
-        let dir = self.server.data_dir();
-        for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
-            let path = entry?.path();
-            if path.is_file() {
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("remove {}", path.display()))?;
-            }
-        }
-        Ok(())
+        wipe_dir(self.server.data_dir())
     }
+}
+
+/// Remove every file of a data directory (its server stopped): the next start has no memory.
+pub fn wipe_dir(dir: &std::path::Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::remove_file(&path).with_context(|| format!("remove {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Start a dhcpair pair (primary first) and wait until both are NORMAL with each other.

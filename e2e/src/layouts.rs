@@ -17,8 +17,8 @@ use anyhow::{anyhow, ensure, Context, Result};
 use dhcpair_config::raw::{RawConfig, Role};
 
 use crate::failover::{
-    control_token, isc_config, parse_rfc3339, FailoverStatus, Move, PairSettings, PoolCounts,
-    RelationshipView, HTTP_PORT,
+    control_token, isc_config, parse_rfc3339, wipe_dir, FailoverStatus, Move, PairSettings,
+    PoolCounts, RelationshipView, HTTP_PORT,
 };
 use crate::netns::Netns;
 use crate::process::{run, Process};
@@ -176,17 +176,6 @@ impl Site {
         );
         wipe_dir(self.server.data_dir())
     }
-}
-
-/// Remove every file of a data directory.
-pub fn wipe_dir(dir: &std::path::Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_file() {
-            std::fs::remove_file(&path).with_context(|| format!("remove {}", path.display()))?;
-        }
-    }
-    Ok(())
 }
 
 // ------------------------------------------------------------------------------ logs

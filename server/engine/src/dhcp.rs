@@ -188,6 +188,8 @@ struct Ctx<'a> {
     reservation: Option<(usize, usize)>,
     /// The failover relationship serving this network, if any.
     rel: Option<usize>,
+    /// The option order and size the client asked for, read once per request.
+    shape: ReplyShape,
 }
 
 impl Ctx<'_> {
@@ -196,7 +198,7 @@ impl Ctx<'_> {
             msg,
             dest,
             relay_agent_info: self.relay_agent_info.clone(),
-            shape: ReplyShape::of(self.msg),
+            shape: self.shape.clone(),
         }
     }
 }
@@ -468,6 +470,7 @@ impl Dhcp {
             relay_agent_info,
             reservation,
             rel,
+            shape: ReplyShape::of(msg),
         };
         match msg.opts().msg_type() {
             None => self.handle_bootp(now, &cx),
@@ -1079,7 +1082,7 @@ impl Dhcp {
             options.retain(|(c, _)| *c != code::HOST_NAME);
             options.push((code::HOST_NAME, h.as_bytes().to_vec()));
         }
-        let requested = ReplyShape::of(cx.msg).order;
+        let requested = &cx.shape.order;
         let out = m.opts_mut();
         for (c, bytes) in options {
             if requested.is_empty() || requested.contains(&c) {
